@@ -1,0 +1,37 @@
+// main.cpp — the `gptoss` binary: CLI11 subcommands (DESIGN.md section 9). The only main():
+// it turns exceptions into messages on stderr and non-zero exit codes.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "host/cli.h"
+#include "host/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"gptoss: a batch-1 decode engine for gpt-oss-20b and gpt-oss-120b"};
+  app.set_version_flag("--version", "gptoss " GPTOSS_VERSION);
+  app.require_subcommand(1);
+  app.fallthrough(false);
+
+  // One line per subcommand (host/cli.h).
+  // (subcommands are added by their issues: synth, convert, info, generate, tokenize, bench)
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const gptoss::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    if (!e.hint().empty()) fmt::print(stderr, "hint: {}\n", e.hint());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "error: out of host memory\n");
+    return 1;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}
