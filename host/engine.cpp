@@ -1,0 +1,381 @@
+#include "host/engine.h"
+
+#ifndef GPTOSS_GPU_OFF
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+
+#include <fmt/core.h>
+
+#include "host/error.h"
+#include "host/gpu.h"
+#include "host/reference/ops.h"
+#include "megakernel/megakernel.h"
+
+namespace gptoss {
+namespace {
+
+constexpr size_t kAlign = 256;
+
+size_t align_up(size_t n) { return (n + kAlign - 1) / kAlign * kAlign; }
+
+}  // namespace
+
+uint64_t gpu_kv_cache_bytes(const ModelConfig& c, int max_context) {
+  uint64_t total = 0;
+  for (int l = 0; l < c.num_layers; ++l) {
+    const int cap = c.is_sliding(l) ? std::min(c.sliding_window, max_context) : max_context;
+    total += 2ull * uint64_t(c.num_kv_heads) * uint64_t(cap) * uint64_t(c.head_dim) * 2ull;
+  }
+  return total;
+}
+
+GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
+    : config_(w.config), opts_(options) {
+  const ModelConfig& c = config_;
+  if (opts_.max_context < 1 || opts_.max_context > c.max_context) {
+    throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
+                            opts_.max_context, c.max_context));
+  }
+  std::string why;
+  if (!gpu::available(&why)) {
+    throw gpu::GpuError(fmt::format("no usable GPU: {}", why), "use --backend cpu");
+  }
+  const gpu::DeviceInfo dev = gpu::device_info();
+  gpu::require_hopper(dev);
+  grid_ = mk::megakernel_grid_size();
+  if (grid_ == 0) throw Error("the megakernel cannot be resident on this GPU (occupancy 0)");
+
+  // Plan every allocation first, so a too-small GPU is reported before anything is uploaded.
+  const std::vector<TensorSpec> specs = canonical_tensors(c);
+  uint64_t weight_bytes = 0;
+  for (const TensorSpec& s : specs) weight_bytes += align_up(s.num_bytes());
+  const int max_splits = std::max(1, grid_ / c.num_kv_heads);
+  const uint64_t rope_bytes = uint64_t(opts_.max_context) * c.head_dim * sizeof(float);
+  const uint64_t kv_bytes = gpu_kv_cache_bytes(c, opts_.max_context);
+  const uint64_t act_bytes = 64ull << 20;  // activations, partials, logits: generous bound
+  const uint64_t logits_bytes = uint64_t(c.vocab_size) * sizeof(float);
+  const uint64_t need = weight_bytes + rope_bytes + kv_bytes + act_bytes + logits_bytes;
+  const uint64_t reserve = 512ull << 20;  // CUDA context, kernel images, fragmentation
+  if (need + reserve > dev.free_bytes) {
+    const uint64_t fixed = weight_bytes + act_bytes + logits_bytes + reserve;
+    std::string fit = "none: the weights alone do not fit";
+    if (fixed < dev.free_bytes) {
+      const uint64_t per_pos = gpu_kv_cache_bytes(c, 2) - gpu_kv_cache_bytes(c, 1) +
+                               uint64_t(c.head_dim) * sizeof(float);
+      fit = fmt::format("about {}", (dev.free_bytes - fixed) / std::max<uint64_t>(per_pos, 1));
+    }
+    throw gpu::GpuError(
+        fmt::format("not enough GPU memory: weights {:.2f} GiB + KV cache {:.2f} GiB (context {}) "
+                    "+ buffers {:.2f} GiB > {:.2f} GiB free on {}",
+                    weight_bytes / 1073741824.0, kv_bytes / 1073741824.0, opts_.max_context,
+                    (rope_bytes + act_bytes + logits_bytes) / 1073741824.0,
+                    dev.free_bytes / 1073741824.0, dev.name),
+        fmt::format("lower --max-context (largest that would fit: {})", fit));
+  }
+
+  auto alloc = [&](size_t bytes, const char* what) {
+    void* p = gpu::device_alloc(bytes, what);
+    allocations_.push_back(p);
+    return p;
+  };
+
+  // Weights: one allocation, each tensor 256-byte aligned, copied through a pinned buffer.
+  auto* weights = static_cast<std::byte*>(alloc(weight_bytes, "model weights"));
+  std::vector<const void*> dev_ptr(specs.size());
+  {
+    const std::vector<const void*> host = [&] {
+      std::vector<const void*> h;
+      h.reserve(specs.size());
+      // The same order as canonical_tensors(); bind_weights() filled ModelWeights from it.
+      namespace tn = tensor_names;
+      h.push_back(w.embed);
+      for (const LayerWeights& L : w.layers) {
+        for (const void* p : {static_cast<const void*>(L.attn_norm), (const void*)L.qkv_weight,
+                              (const void*)L.qkv_bias, (const void*)L.sinks,
+                              (const void*)L.out_weight, (const void*)L.out_bias,
+                              (const void*)L.mlp_norm, (const void*)L.router_weight,
+                              (const void*)L.router_bias, (const void*)L.mlp1_blocks,
+                              (const void*)L.mlp1_scales, (const void*)L.mlp1_bias,
+                              (const void*)L.mlp2_blocks, (const void*)L.mlp2_scales,
+                              (const void*)L.mlp2_bias}) {
+          h.push_back(p);
+        }
+      }
+      h.push_back(w.final_norm);
+      h.push_back(w.lm_head);
+      return h;
+    }();
+    GPTOSS_CHECK(host.size() == specs.size(), "internal: {} weight pointers for {} tensors",
+                 host.size(), specs.size());
+    constexpr size_t kStage = 64ull << 20;
+    void* stage[2] = {gpu::pinned_alloc(kStage), gpu::pinned_alloc(kStage)};
+    // One stream per staging buffer: filling one buffer from the mmap overlaps the DMA of the
+    // other; a buffer is reused only after its own stream has drained.
+    void* streams[2] = {gpu::stream_create(), gpu::stream_create()};
+    const auto t0 = std::chrono::steady_clock::now();
+    size_t offset = 0, done = 0, next_report = 1ull << 30;
+    int which = 0;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      dev_ptr[i] = weights + offset;
+      const auto* src = static_cast<const std::byte*>(host[i]);
+      const size_t n = specs[i].num_bytes();
+      for (size_t o = 0; o < n; o += kStage) {
+        const size_t len = std::min(kStage, n - o);
+        gpu::stream_synchronize(streams[which]);
+        std::memcpy(stage[which], src + o, len);
+        gpu::copy_to_device_async(weights + offset + o, stage[which], len, streams[which]);
+        which ^= 1;
+        done += len;
+        if (!opts_.quiet && done >= next_report) {
+          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          fmt::print(stderr, "\rupload: {:.1f} / {:.1f} GB ({:.2f} GB/s)", done / 1e9,
+                     weight_bytes / 1e9, done / 1e9 / s);
+          next_report += 1ull << 30;
+        }
+      }
+      offset += align_up(n);
+    }
+    for (void* st : streams) {
+      gpu::stream_synchronize(st);
+      gpu::stream_destroy(st);
+    }
+    gpu::pinned_free(stage[0]);
+    gpu::pinned_free(stage[1]);
+    if (!opts_.quiet && done >= (1ull << 30)) fmt::print(stderr, "\n");
+  }
+
+  auto& a = args_;
+  a.num_layers = c.num_layers;
+  a.hidden = c.hidden;
+  a.num_heads = c.num_heads;
+  a.num_kv_heads = c.num_kv_heads;
+  a.head_dim = c.head_dim;
+  a.num_experts = c.num_experts;
+  a.experts_per_token = c.experts_per_token;
+  a.intermediate = c.intermediate;
+  a.vocab_size = c.vocab_size;
+  a.sliding_window = c.sliding_window;
+  a.max_context = opts_.max_context;
+  a.rms_norm_eps = c.rms_norm_eps;
+  a.swiglu_limit = c.swiglu_limit;
+  mk::check_megakernel_shapes(a);
+
+  size_t idx = 0;
+  a.embed = static_cast<const uint16_t*>(dev_ptr[idx++]);
+  layers_host_.resize(size_t(c.num_layers));
+  for (int l = 0; l < c.num_layers; ++l) {
+    mk::LayerArgs& L = layers_host_[size_t(l)];
+    L.attn_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.qkv_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.qkv_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.sinks = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.out_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.out_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.mlp_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.router_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.router_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.mlp1_blocks = static_cast<const uint8_t*>(dev_ptr[idx++]);
+    L.mlp1_scales = static_cast<const uint8_t*>(dev_ptr[idx++]);
+    L.mlp1_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.mlp2_blocks = static_cast<const uint8_t*>(dev_ptr[idx++]);
+    L.mlp2_scales = static_cast<const uint8_t*>(dev_ptr[idx++]);
+    L.mlp2_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    L.sliding = c.is_sliding(l) ? 1 : 0;
+    L.kv_capacity = L.sliding ? std::min(c.sliding_window, opts_.max_context) : opts_.max_context;
+    const size_t kv = size_t(c.num_kv_heads) * L.kv_capacity * c.head_dim * sizeof(uint16_t);
+    L.k_cache = static_cast<uint16_t*>(alloc(kv, "KV cache"));
+    L.v_cache = static_cast<uint16_t*>(alloc(kv, "KV cache"));
+  }
+  a.final_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
+  a.lm_head = static_cast<const uint16_t*>(dev_ptr[idx++]);
+  auto* layers_dev = static_cast<mk::LayerArgs*>(alloc(sizeof(mk::LayerArgs) * c.num_layers, "layer table"));
+  gpu::copy_to_device(layers_dev, layers_host_.data(), sizeof(mk::LayerArgs) * c.num_layers);
+  a.layers = layers_dev;
+
+  // RoPE table: the reference's own YaRN rows (cos then sin, concentration folded in).
+  {
+    const ref::YarnRope rope(c);
+    const int half = c.head_dim / 2;
+    std::vector<float> table(size_t(opts_.max_context) * c.head_dim);
+    for (int p = 0; p < opts_.max_context; ++p) {
+      rope.row(p, table.data() + size_t(p) * c.head_dim, table.data() + size_t(p) * c.head_dim + half);
+    }
+    auto* t = static_cast<float*>(alloc(table.size() * sizeof(float), "RoPE table"));
+    gpu::copy_to_device(t, table.data(), table.size() * sizeof(float));
+    a.rope_table = t;
+  }
+
+  a.max_splits = max_splits;
+  a.x = static_cast<float*>(alloc(sizeof(float) * c.hidden, "activations"));
+  a.qkv = static_cast<uint16_t*>(alloc(2 * size_t(c.qkv_dim()), "activations"));
+  a.attn_partial = static_cast<float*>(
+      alloc(sizeof(float) * size_t(c.num_kv_heads) * max_splits * 8 * (c.head_dim + 2), "activations"));
+  a.attn_out = static_cast<uint16_t*>(alloc(2 * size_t(c.q_dim()), "activations"));
+  a.router_logits = static_cast<float*>(alloc(sizeof(float) * c.num_experts, "activations"));
+  a.swiglu_out = static_cast<uint16_t*>(
+      alloc(2 * size_t(c.experts_per_token) * c.intermediate, "activations"));
+  a.expert_ids = static_cast<int32_t*>(alloc(sizeof(int32_t) * c.experts_per_token, "activations"));
+  a.expert_weights = static_cast<float*>(alloc(sizeof(float) * c.experts_per_token, "activations"));
+  a.cta_best_val = static_cast<float*>(alloc(sizeof(float) * grid_, "activations"));
+  a.cta_best_idx = static_cast<int32_t*>(alloc(sizeof(int32_t) * grid_, "activations"));
+  auto* io = static_cast<int32_t*>(alloc(sizeof(int32_t) * 2, "token io"));
+  a.token_in = io;
+  a.token_out = io + 1;
+  a.logits = opts_.keep_logits
+                 ? static_cast<float*>(alloc(sizeof(float) * size_t(c.vocab_size), "logits"))
+                 : nullptr;
+  a.barrier = static_cast<uint32_t*>(alloc(sizeof(uint32_t) * 4, "sync state"));
+  a.counters = static_cast<uint32_t*>(alloc(sizeof(uint32_t) * (c.num_kv_heads + 1), "sync state"));
+  a.control = static_cast<mk::ControlBlock*>(alloc(sizeof(mk::ControlBlock), "control block"));
+  gpu::memset_device(a.barrier, 0, sizeof(uint32_t) * 4);
+  gpu::memset_device(a.counters, 0, sizeof(uint32_t) * (c.num_kv_heads + 1));
+  gpu::memset_device(a.control, 0, sizeof(mk::ControlBlock));
+  a.experts_fp8 = opts_.experts_fp8 ? 1 : 0;
+  a.stop_layer = -1;
+  a.stop_phase = -1;
+  a.start_layer = 0;
+}
+
+GpuEngine::~GpuEngine() {
+  for (void* p : allocations_) gpu::device_free(p);
+}
+
+void GpuEngine::launch(int token, int pos) {
+  if (pos < 0 || pos >= opts_.max_context) {
+    throw Error(fmt::format("position {} is outside the context of {} tokens", pos,
+                            opts_.max_context),
+                "raise --max-context");
+  }
+  if (token < 0 || token >= config_.vocab_size) {
+    throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", token,
+                            config_.vocab_size - 1));
+  }
+  const int32_t t = token;
+  gpu::copy_to_device(const_cast<int32_t*>(args_.token_in), &t, sizeof(t));
+  args_.pos = pos;
+  mk::launch_megakernel(args_, grid_, nullptr);
+  gpu::synchronize();
+  check_control();
+}
+
+void GpuEngine::check_control() {
+  mk::ControlBlock cb{};
+  gpu::copy_to_host(&cb, args_.control, sizeof(cb));
+  if (cb.error != uint32_t(mk::KernelError::kNone)) {
+    throw Error(fmt::format("megakernel reported error {} (sm {}, layer {}, phase {}, expected {}, "
+                            "observed {}, value {})", cb.error, cb.sm, cb.layer, cb.phase,
+                            cb.expected, cb.observed, cb.value));
+  }
+}
+
+int GpuEngine::step(int token, int pos) {
+  args_.stop_layer = -1;
+  args_.stop_phase = -1;
+  args_.start_layer = 0;
+  launch(token, pos);
+  int32_t next = -1;
+  gpu::copy_to_host(&next, args_.token_out, sizeof(next));
+  if (next < 0 || next >= config_.vocab_size) {
+    throw Error(fmt::format("the megakernel produced no valid token at position {} (got {}): "
+                            "the logits are NaN", pos, next),
+                "the weights may be corrupt: run `gptoss info --verify` on the archive");
+  }
+  return next;
+}
+
+void GpuEngine::run_partial(int token, int pos, int stop_layer, int stop_phase, int start_layer,
+                            const std::vector<float>* x_in) {
+  if (start_layer > 0) {
+    GPTOSS_CHECK(x_in && int(x_in->size()) == config_.hidden, "run_partial: x_in of hidden size needed");
+    gpu::copy_to_device(args_.x, x_in->data(), sizeof(float) * x_in->size());
+  }
+  args_.stop_layer = stop_layer;
+  args_.stop_phase = stop_phase;
+  args_.start_layer = start_layer;
+  launch(token, pos);
+  args_.stop_layer = args_.stop_phase = -1;
+  args_.start_layer = 0;
+}
+
+std::vector<float> GpuEngine::logits() const {
+  GPTOSS_CHECK(args_.logits, "GpuEngine: logits were not kept (keep_logits = false)");
+  std::vector<float> out(size_t(config_.vocab_size));
+  gpu::copy_to_host(out.data(), args_.logits, out.size() * sizeof(float));
+  return out;
+}
+
+template <typename T>
+static std::vector<T> read_buffer(const T* p, size_t n) {
+  std::vector<T> out(n);
+  gpu::copy_to_host(out.data(), p, n * sizeof(T));
+  return out;
+}
+
+std::vector<float> GpuEngine::read_x() const { return read_buffer(args_.x, size_t(config_.hidden)); }
+std::vector<uint16_t> GpuEngine::read_qkv() const {
+  return read_buffer<uint16_t>(args_.qkv, size_t(config_.qkv_dim()));
+}
+std::vector<uint16_t> GpuEngine::read_attn() const {
+  return read_buffer<uint16_t>(args_.attn_out, size_t(config_.q_dim()));
+}
+std::vector<float> GpuEngine::read_router_logits() const {
+  return read_buffer(args_.router_logits, size_t(config_.num_experts));
+}
+std::vector<uint16_t> GpuEngine::read_swiglu() const {
+  return read_buffer<uint16_t>(args_.swiglu_out, size_t(config_.experts_per_token) * config_.intermediate);
+}
+std::vector<int32_t> GpuEngine::read_experts() const {
+  return read_buffer<int32_t>(args_.expert_ids, size_t(config_.experts_per_token));
+}
+std::vector<uint16_t> GpuEngine::read_kv(int layer, int pos, bool value) const {
+  const mk::LayerArgs& L = layers_host_.at(size_t(layer));
+  const int slot = L.sliding ? pos % L.kv_capacity : pos;
+  std::vector<uint16_t> out(size_t(config_.num_kv_heads) * config_.head_dim);
+  for (int g = 0; g < config_.num_kv_heads; ++g) {
+    const uint16_t* src = (value ? L.v_cache : L.k_cache) + (size_t(g) * L.kv_capacity + slot) * config_.head_dim;
+    gpu::copy_to_host(out.data() + size_t(g) * config_.head_dim, src, sizeof(uint16_t) * config_.head_dim);
+  }
+  return out;
+}
+
+void GpuEngine::write_kv(int layer, int pos, const uint16_t* k, const uint16_t* v) {
+  const mk::LayerArgs& L = layers_host_.at(size_t(layer));
+  const int slot = L.sliding ? pos % L.kv_capacity : pos;
+  for (int g = 0; g < config_.num_kv_heads; ++g) {
+    const size_t off = (size_t(g) * L.kv_capacity + slot) * config_.head_dim;
+    gpu::copy_to_device(L.k_cache + off, k + size_t(g) * config_.head_dim, sizeof(uint16_t) * config_.head_dim);
+    gpu::copy_to_device(L.v_cache + off, v + size_t(g) * config_.head_dim, sizeof(uint16_t) * config_.head_dim);
+  }
+}
+
+}  // namespace gptoss
+
+#else  // GPTOSS_GPU_OFF
+
+#include "host/gpu.h"
+
+namespace gptoss {
+uint64_t gpu_kv_cache_bytes(const ModelConfig&, int) { return 0; }
+GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& o) : config_(w.config), opts_(o) {
+  throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
+                      "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+}
+GpuEngine::~GpuEngine() = default;
+int GpuEngine::step(int, int) { return -1; }
+std::vector<float> GpuEngine::logits() const { return {}; }
+void GpuEngine::run_partial(int, int, int, int, int, const std::vector<float>*) {}
+std::vector<float> GpuEngine::read_x() const { return {}; }
+std::vector<uint16_t> GpuEngine::read_qkv() const { return {}; }
+std::vector<uint16_t> GpuEngine::read_attn() const { return {}; }
+std::vector<float> GpuEngine::read_router_logits() const { return {}; }
+std::vector<uint16_t> GpuEngine::read_swiglu() const { return {}; }
+std::vector<int32_t> GpuEngine::read_experts() const { return {}; }
+std::vector<uint16_t> GpuEngine::read_kv(int, int, bool) const { return {}; }
+void GpuEngine::write_kv(int, int, const uint16_t*, const uint16_t*) {}
+void GpuEngine::launch(int, int) {}
+void GpuEngine::check_control() {}
+}  // namespace gptoss
+
+#endif  // GPTOSS_GPU_OFF
