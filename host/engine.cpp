@@ -11,6 +11,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/reference/ops.h"
+#include "host/synth_gpu.h"
 #include "megakernel/megakernel.h"
 
 namespace gptoss {
@@ -31,8 +32,23 @@ uint64_t gpu_kv_cache_bytes(const ModelConfig& c, int max_context) {
   return total;
 }
 
+class EventPair {
+ public:
+  gpu::EventTimer timer;
+};
+
 GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
     : config_(w.config), opts_(options) {
+  init(&w, 0);
+}
+
+GpuEngine::GpuEngine(const ModelConfig& config, uint64_t synthetic_seed,
+                     const GpuEngineOptions& options)
+    : config_(config), opts_(options) {
+  init(nullptr, synthetic_seed);
+}
+
+void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) {
   const ModelConfig& c = config_;
   if (opts_.max_context < 1 || opts_.max_context > c.max_context) {
     throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
@@ -81,32 +97,42 @@ GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
     return p;
   };
 
-  // Weights: one allocation, each tensor 256-byte aligned, copied through a pinned buffer.
+  // Weights: one allocation, each tensor 256-byte aligned; copied through pinned staging
+  // buffers from the host view, or generated in place (--synthetic).
   auto* weights = static_cast<std::byte*>(alloc(weight_bytes, "model weights"));
   std::vector<const void*> dev_ptr(specs.size());
   {
-    const std::vector<const void*> host = [&] {
-      std::vector<const void*> h;
-      h.reserve(specs.size());
-      // The same order as canonical_tensors(); bind_weights() filled ModelWeights from it.
-      namespace tn = tensor_names;
-      h.push_back(w.embed);
-      for (const LayerWeights& L : w.layers) {
-        for (const void* p : {static_cast<const void*>(L.attn_norm), (const void*)L.qkv_weight,
-                              (const void*)L.qkv_bias, (const void*)L.sinks,
-                              (const void*)L.out_weight, (const void*)L.out_bias,
-                              (const void*)L.mlp_norm, (const void*)L.router_weight,
-                              (const void*)L.router_bias, (const void*)L.mlp1_blocks,
-                              (const void*)L.mlp1_scales, (const void*)L.mlp1_bias,
-                              (const void*)L.mlp2_blocks, (const void*)L.mlp2_scales,
-                              (const void*)L.mlp2_bias}) {
-          h.push_back(p);
-        }
+    size_t offset = 0;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      dev_ptr[i] = weights + offset;
+      offset += align_up(specs[i].num_bytes());
+    }
+  }
+  if (!host_weights) {
+    for (size_t i = 0; i < specs.size(); ++i) {
+      synth_fill_device(const_cast<void*>(dev_ptr[i]), c, synthetic_seed, specs[i]);
+    }
+    gpu::synchronize();
+  } else {
+    const ModelWeights& w = *host_weights;
+    std::vector<const void*> host;
+    host.reserve(specs.size());
+    // The same order as canonical_tensors(), from which bind_weights() filled ModelWeights.
+    host.push_back(w.embed);
+    for (const LayerWeights& L : w.layers) {
+      for (const void* p : {static_cast<const void*>(L.attn_norm), (const void*)L.qkv_weight,
+                            (const void*)L.qkv_bias, (const void*)L.sinks,
+                            (const void*)L.out_weight, (const void*)L.out_bias,
+                            (const void*)L.mlp_norm, (const void*)L.router_weight,
+                            (const void*)L.router_bias, (const void*)L.mlp1_blocks,
+                            (const void*)L.mlp1_scales, (const void*)L.mlp1_bias,
+                            (const void*)L.mlp2_blocks, (const void*)L.mlp2_scales,
+                            (const void*)L.mlp2_bias}) {
+        host.push_back(p);
       }
-      h.push_back(w.final_norm);
-      h.push_back(w.lm_head);
-      return h;
-    }();
+    }
+    host.push_back(w.final_norm);
+    host.push_back(w.lm_head);
     GPTOSS_CHECK(host.size() == specs.size(), "internal: {} weight pointers for {} tensors",
                  host.size(), specs.size());
     constexpr size_t kStage = 64ull << 20;
@@ -115,27 +141,26 @@ GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
     // other; a buffer is reused only after its own stream has drained.
     void* streams[2] = {gpu::stream_create(), gpu::stream_create()};
     const auto t0 = std::chrono::steady_clock::now();
-    size_t offset = 0, done = 0, next_report = 1ull << 30;
+    size_t done = 0, next_report = 1ull << 30;
     int which = 0;
     for (size_t i = 0; i < specs.size(); ++i) {
-      dev_ptr[i] = weights + offset;
       const auto* src = static_cast<const std::byte*>(host[i]);
+      auto* dst = static_cast<std::byte*>(const_cast<void*>(dev_ptr[i]));
       const size_t n = specs[i].num_bytes();
       for (size_t o = 0; o < n; o += kStage) {
         const size_t len = std::min(kStage, n - o);
         gpu::stream_synchronize(streams[which]);
         std::memcpy(stage[which], src + o, len);
-        gpu::copy_to_device_async(weights + offset + o, stage[which], len, streams[which]);
+        gpu::copy_to_device_async(dst + o, stage[which], len, streams[which]);
         which ^= 1;
         done += len;
         if (!opts_.quiet && done >= next_report) {
-          const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+          const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
           fmt::print(stderr, "\rupload: {:.1f} / {:.1f} GB ({:.2f} GB/s)", done / 1e9,
-                     weight_bytes / 1e9, done / 1e9 / s);
+                     weight_bytes / 1e9, done / 1e9 / sec);
           next_report += 1ull << 30;
         }
       }
-      offset += align_up(n);
     }
     for (void* st : streams) {
       gpu::stream_synchronize(st);
@@ -145,6 +170,7 @@ GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
     gpu::pinned_free(stage[1]);
     if (!opts_.quiet && done >= (1ull << 30)) fmt::print(stderr, "\n");
   }
+  weight_ptrs_ = dev_ptr;
 
   auto& a = args_;
   a.num_layers = c.num_layers;
@@ -255,8 +281,12 @@ void GpuEngine::launch(int token, int pos) {
   const int32_t t = token;
   gpu::copy_to_device(const_cast<int32_t*>(args_.token_in), &t, sizeof(t));
   args_.pos = pos;
+  if (!events_) events_ = std::make_unique<EventPair>();
+  events_->timer.start();
   mk::launch_megakernel(args_, grid_, nullptr);
+  events_->timer.stop();
   gpu::synchronize();
+  last_kernel_ms_ = events_->timer.elapsed_ms();
   check_control();
 }
 
@@ -340,6 +370,13 @@ std::vector<uint16_t> GpuEngine::read_kv(int layer, int pos, bool value) const {
   return out;
 }
 
+std::vector<uint64_t> GpuEngine::weight_hashes() const {
+  const std::vector<TensorSpec> specs = canonical_tensors(config_);
+  std::vector<uint64_t> out(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) out[i] = device_xxh64(weight_ptrs_[i], specs[i].num_bytes());
+  return out;
+}
+
 void GpuEngine::write_kv(int layer, int pos, const uint16_t* k, const uint16_t* v) {
   const mk::LayerArgs& L = layers_host_.at(size_t(layer));
   const int slot = L.sliding ? pos % L.kv_capacity : pos;
@@ -362,7 +399,14 @@ GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& o) : config_
   throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
                       "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
 }
+GpuEngine::GpuEngine(const ModelConfig& c, uint64_t, const GpuEngineOptions& o) : config_(c), opts_(o) {
+  throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
+                      "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+}
+class EventPair {};
 GpuEngine::~GpuEngine() = default;
+std::vector<uint64_t> GpuEngine::weight_hashes() const { return {}; }
+void GpuEngine::init(const ModelWeights*, uint64_t) {}
 int GpuEngine::step(int, int) { return -1; }
 std::vector<float> GpuEngine::logits() const { return {}; }
 void GpuEngine::run_partial(int, int, int, int, int, const std::vector<float>*) {}

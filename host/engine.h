@@ -27,6 +27,8 @@ uint64_t gpu_kv_cache_bytes(const ModelConfig& config, int max_context);
 class GpuEngine {
  public:
   GpuEngine(const ModelWeights& weights, const GpuEngineOptions& options);
+  // Synthetic weights generated in GPU memory, bit-identical to `gptoss synth --seed` + convert.
+  GpuEngine(const ModelConfig& config, uint64_t synthetic_seed, const GpuEngineOptions& options);
   ~GpuEngine();
   GpuEngine(const GpuEngine&) = delete;
   GpuEngine& operator=(const GpuEngine&) = delete;
@@ -56,9 +58,14 @@ class GpuEngine {
   std::vector<uint16_t> read_kv(int layer, int pos, bool value) const;
   // Overwrites K and V of one layer at one position (tests feed the reference's cache).
   void write_kv(int layer, int pos, const uint16_t* k, const uint16_t* v);
+  // XXH64 of every canonical tensor as stored on the device (canonical_tensors() order).
+  std::vector<uint64_t> weight_hashes() const;
+  // Kernel time of the last step() in milliseconds (device events around the launch).
+  float last_kernel_ms() const { return last_kernel_ms_; }
   mk::MegakernelArgs& args() { return args_; }
 
  private:
+  void init(const ModelWeights* host_weights, uint64_t synthetic_seed);
   void launch(int token, int pos);
   void check_control();
 
@@ -68,6 +75,9 @@ class GpuEngine {
   mk::MegakernelArgs args_{};
   std::vector<mk::LayerArgs> layers_host_;
   std::vector<void*> allocations_;  // freed in the destructor
+  std::vector<const void*> weight_ptrs_;  // device pointer per canonical tensor
+  float last_kernel_ms_ = 0;
+  std::unique_ptr<class EventPair> events_;
 };
 
 }  // namespace gptoss

@@ -1,0 +1,177 @@
+// bench_cli.cpp — `gptoss bench tpot`: time per output token of the megakernel at batch 1,
+// against the floor measured in the same process (bytes a token must read / streaming-read
+// bandwidth). Fills the KV cache by a real prefill of random tokens (one decode step per
+// position), warms up, then times at least 100 decode steps with device events.
+#include <algorithm>
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "bench/bytes_per_token.h"
+#include "bench/hbm_bandwidth.h"
+#include "host/archive.h"
+#include "host/cli.h"
+#include "host/engine.h"
+#include "host/error.h"
+#include "host/gpu.h"
+#include "host/weights_view.h"
+
+#ifndef GPTOSS_GIT_SHA
+#define GPTOSS_GIT_SHA "unknown"
+#endif
+
+namespace gptoss::cli {
+namespace {
+
+struct TpotOptions {
+  std::string model;
+  std::string synthetic;
+  uint64_t seed = 1;
+  std::vector<std::string> experts = {"bf16"};
+  std::vector<int> contexts = {1024};
+  int num_tokens = 128;
+  int warmup = 16;
+  bool json = false;
+};
+
+double percentile(std::vector<double> v, double p) {
+  std::sort(v.begin(), v.end());
+  const double idx = p * double(v.size() - 1);
+  const size_t lo = size_t(idx);
+  const size_t hi = std::min(lo + 1, v.size() - 1);
+  return v[lo] + (v[hi] - v[lo]) * (idx - double(lo));
+}
+
+void run_tpot(const TpotOptions& o) {
+  if (o.model.empty() == o.synthetic.empty()) {
+    throw Error("bench tpot needs exactly one of -m FILE and --synthetic SHAPE");
+  }
+  if (o.num_tokens < 100) throw Error("-n must be at least 100 (medians over fewer are noisy)");
+  std::vector<int> contexts = o.contexts;
+  std::sort(contexts.begin(), contexts.end());
+  if (contexts.front() < 1) throw Error("--context values must be positive");
+  for (const auto& e : o.experts) {
+    if (e != "bf16" && e != "fp8") throw Error(fmt::format("unknown --experts '{}'", e), "use bf16 or fp8");
+  }
+
+  std::string why;
+  if (!gpu::available(&why)) {
+    throw gpu::GpuError(fmt::format("bench tpot needs a GPU: {}", why));
+  }
+  const gpu::DeviceInfo dev = gpu::device_info();
+  gpu::require_hopper(dev);
+
+  GpuEngineOptions eo;
+  const int per_context = (o.warmup + o.num_tokens) * int(o.experts.size());
+  eo.max_context = contexts.back() + per_context + 1;
+  std::unique_ptr<GpuEngine> engine;
+  std::string source;
+  std::optional<MappedArchive> archive;
+  if (!o.synthetic.empty()) {
+    const ModelConfig config = ModelConfig::preset(o.synthetic);
+    eo.max_context = std::min(eo.max_context, config.max_context);
+    const auto t0 = std::chrono::steady_clock::now();
+    engine = std::make_unique<GpuEngine>(config, o.seed, eo);
+    fmt::print(stderr, "synthetic {} (seed {}) generated on the GPU in {:.1f} s\n", o.synthetic,
+               o.seed, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    source = fmt::format("synthetic:{}:seed{}", o.synthetic, o.seed);
+  } else {
+    archive.emplace(MappedArchive::open(o.model));
+    const ModelWeights w = bind_weights(archive->config(), archive->lookup());
+    eo.max_context = std::min(eo.max_context, archive->config().max_context);
+    const auto t0 = std::chrono::steady_clock::now();
+    engine = std::make_unique<GpuEngine>(w, eo);
+    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    fmt::print(stderr, "uploaded {} in {:.1f} s ({:.2f} GB/s)\n", o.model, s,
+               archive->file_bytes() / 1e9 / s);
+    source = o.model;
+  }
+  const ModelConfig& c = engine->config();
+
+  const bench::BandwidthResult bw = bench::measure_read_bandwidth();
+  fmt::print(stderr, "streaming-read bandwidth: {:.0f} GB/s (median of {} passes over {:.1f} GB)\n",
+             bw.read_gbs, bw.passes, bw.bytes / 1e9);
+
+  std::mt19937_64 rng(o.seed * 7919 + 17);
+  auto random_token = [&] { return int(rng() % uint64_t(std::min(c.vocab_size, 199998))); };
+  int pos = 0;
+  int next = random_token();
+  const uint64_t weight_bytes = bench::weight_bytes_per_token(c);
+
+  fmt::print("{:>8} {:>7} {:>10} {:>10} {:>10} {:>9} {:>11} {:>9} {:>10} {:>7}\n", "context",
+             "experts", "median_ms", "p10_ms", "p90_ms", "tok/s", "MB/token", "GB/s", "floor_ms",
+             "ratio");
+  for (int ctx : contexts) {
+    // Prefill: one decode step per random token until the cache holds ctx positions.
+    const auto t0 = std::chrono::steady_clock::now();
+    while (pos < ctx) {
+      next = engine->step(random_token(), pos++);
+      if (pos % 4096 == 0) {
+        fmt::print(stderr, "\rprefill {}/{}", pos, ctx);
+      }
+    }
+    if (ctx >= 4096) {
+      fmt::print(stderr, "\rprefill {} positions in {:.1f} s\n", ctx,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    for (const std::string& ex : o.experts) {
+      engine->args().experts_fp8 = ex == "fp8" ? 1 : 0;
+      for (int i = 0; i < o.warmup; ++i) next = engine->step(next, pos++);
+      std::vector<double> ms;
+      const int first = pos;
+      for (int i = 0; i < o.num_tokens; ++i) {
+        next = engine->step(next, pos++);
+        ms.push_back(engine->last_kernel_ms());
+      }
+      const double med = percentile(ms, 0.5), p10 = percentile(ms, 0.1), p90 = percentile(ms, 0.9);
+      const uint64_t mid_context = uint64_t(first + o.num_tokens / 2) + 1;
+      const uint64_t bytes = weight_bytes + bench::kv_bytes_per_token(c, mid_context);
+      const double gbs = bytes / (med * 1e-3) / 1e9;
+      const double floor_ms = bytes / (bw.read_gbs * 1e9) * 1e3;
+      fmt::print("{:>8} {:>7} {:>10.4f} {:>10.4f} {:>10.4f} {:>9.1f} {:>11.1f} {:>9.0f} {:>10.4f} {:>7.3f}\n",
+                 ctx, ex, med, p10, p90, 1e3 / med, bytes / 1e6, gbs, floor_ms, med / floor_ms);
+      if (o.json) {
+        const nlohmann::json j = {
+            {"bench", "tpot"}, {"device", dev.name}, {"commit", GPTOSS_GIT_SHA},
+            {"source", source}, {"layers", c.num_layers}, {"experts_total", c.num_experts},
+            {"experts", ex}, {"context", ctx}, {"tokens", o.num_tokens},
+            {"median_ms", med}, {"p10_ms", p10}, {"p90_ms", p90}, {"tokens_per_s", 1e3 / med},
+            {"bytes_per_token", bytes}, {"achieved_gbs", gbs}, {"hbm_read_gbs", bw.read_gbs},
+            {"floor_ms", floor_ms}, {"ratio_to_floor", med / floor_ms},
+            {"grid", engine->grid_size()}, {"syncs_per_token", c.num_layers * 6}};
+        fmt::print("{}\n", j.dump());
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  CLI::App* bench = app.add_subcommand("bench", "benchmarks (tpot: time per output token vs the floor)");
+  bench->require_subcommand(1);
+  auto opts = std::make_shared<TpotOptions>();
+  CLI::App* tpot = bench->add_subcommand(
+      "tpot", "time per output token at batch 1, with the bandwidth floor measured in the same run");
+  tpot->add_option("-m,--model", opts->model, "archive (.gptoss) to benchmark");
+  tpot->add_option("--synthetic", opts->synthetic, "generate weights on the GPU: tiny, 20b or 120b")
+      ->check(CLI::IsMember({"tiny", "20b", "120b"}));
+  tpot->add_option("--seed", opts->seed, "seed of the synthetic weights and the prompt");
+  tpot->add_option("--experts", opts->experts, "expert path(s): bf16, fp8 (comma-separated)")
+      ->delimiter(',');
+  tpot->add_option("--context", opts->contexts, "context length(s) to measure at (comma-separated)")
+      ->delimiter(',');
+  tpot->add_option("-n,--num-tokens", opts->num_tokens, "decode steps timed per measurement (>= 100)");
+  tpot->add_option("--warmup", opts->warmup, "untimed decode steps before each measurement");
+  tpot->add_flag("--json", opts->json, "also print one JSON line per measurement");
+  tpot->callback([opts] { run_tpot(*opts); });
+}
+
+}  // namespace gptoss::cli

@@ -1,0 +1,77 @@
+// synth_gpu.cu — device side of host/synth_gpu.h: one grid-stride kernel per tensor kind family
+// (BF16 values, MXFP4 block bytes, E8M0 scale bytes), each calling the shared generator.
+#include "host/synth_gpu_launch.h"
+
+#include <vector>
+
+#include <cuda_runtime.h>
+#define XXH_INLINE_ALL
+#include <xxhash.h>  // XXH3 state API: XXH64_createState/update/digest
+
+#include "converter/synth_gen.h"
+#include "host/gpu.h"  // GpuError, copy_to_host
+
+namespace gptoss {
+namespace {
+
+__global__ void synth_bf16_kernel(uint16_t* out, uint64_t n, uint64_t key, bool is_norm, int shift) {
+  for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < n;
+       i += uint64_t(gridDim.x) * blockDim.x) {
+    out[i] = conv::synth_bf16_value(key, is_norm, shift, i);
+  }
+}
+
+__global__ void synth_blocks_kernel(uint8_t* out, uint64_t n, uint64_t key) {
+  for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < n;
+       i += uint64_t(gridDim.x) * blockDim.x) {
+    out[i] = conv::synth_block_byte(key, i);
+  }
+}
+
+__global__ void synth_scales_kernel(uint8_t* out, uint64_t n, uint64_t key, uint32_t base) {
+  for (uint64_t i = blockIdx.x * uint64_t(blockDim.x) + threadIdx.x; i < n;
+       i += uint64_t(gridDim.x) * blockDim.x) {
+    out[i] = conv::synth_scale_byte(key, base, i);
+  }
+}
+
+void check_launch(const char* what) {
+  const cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) {
+    throw gpu::GpuError(fmt::format("{} launch failed: {}", what, cudaGetErrorString(err)));
+  }
+}
+
+}  // namespace
+
+// Device launches for synth_gpu.cpp (which resolves the tensor's generator parameters with the
+// C++20 host code); this file stays C++17.
+void synth_launch_device(void* dst, int family, uint64_t count, uint64_t key, uint32_t scale_base,
+                         bool is_norm, int shift) {
+  constexpr int kThreads = 256, kBlocks = 2048;
+  if (family == 1) {
+    synth_blocks_kernel<<<kBlocks, kThreads>>>(static_cast<uint8_t*>(dst), count, key);
+  } else if (family == 2) {
+    synth_scales_kernel<<<kBlocks, kThreads>>>(static_cast<uint8_t*>(dst), count, key, scale_base);
+  } else {
+    synth_bf16_kernel<<<kBlocks, kThreads>>>(static_cast<uint16_t*>(dst), count, key, is_norm, shift);
+  }
+  check_launch("synthetic weight fill");
+}
+
+uint64_t device_xxh64(const void* src, uint64_t bytes) {
+  XXH64_state_t* st = XXH64_createState();
+  XXH64_reset(st, 0);
+  constexpr size_t kChunk = 256ull << 20;
+  std::vector<unsigned char> buf(std::min<uint64_t>(kChunk, bytes));
+  for (uint64_t o = 0; o < bytes; o += kChunk) {
+    const size_t n = size_t(std::min<uint64_t>(kChunk, bytes - o));
+    gpu::copy_to_host(buf.data(), static_cast<const unsigned char*>(src) + o, n);
+    XXH64_update(st, buf.data(), n);
+  }
+  const uint64_t h = XXH64_digest(st);
+  XXH64_freeState(st);
+  return h;
+}
+
+}  // namespace gptoss

@@ -1,0 +1,17 @@
+// synth_gpu.h — synthetic weights generated directly in GPU memory (`--synthetic SHAPE
+// --seed N`), bit-identical to `gptoss synth` + `convert` for the same shape and seed: the
+// device runs the same integer generator (converter/synth_gen.h) over canonical indices.
+#pragma once
+
+#include <cstdint>
+
+#include "host/model_config.h"
+#include "host/tensor_spec.h"
+#include "host/synth_gpu_launch.h"
+
+namespace gptoss {
+
+// Fills `dst` (device memory, spec.num_bytes()) with canonical tensor `spec` for `seed`.
+void synth_fill_device(void* dst, const ModelConfig& config, uint64_t seed, const TensorSpec& spec);
+
+}  // namespace gptoss
