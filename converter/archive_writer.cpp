@@ -1,0 +1,408 @@
+// archive_writer.cpp — the archive layout plan and the streaming writer. Bytes move from the
+// source mapping straight to pwrite() in chunks of kChunkBytes, hashed (XXH64) on the way; the
+// source pages of each chunk are released afterwards (madvise) and the written range is flushed
+// and dropped from the page cache one chunk behind (sync_file_range + posix_fadvise), so neither
+// the resident set nor dirty memory grow with the model size.
+#include "converter/archive_writer.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
+#include <chrono>
+#include <csignal>
+#include <cstring>
+
+#include <fmt/format.h>
+#define XXH_INLINE_ALL  // header-only xxHash (XXH64 streaming API)
+#include <xxhash.h>
+
+#include "host/error.h"
+#include "host/sha256.h"
+
+namespace gptoss::conv {
+namespace {
+
+namespace fs = std::filesystem;
+namespace ar = archive;
+
+constexpr uint64_t kChunkBytes = 64ull << 20;
+
+// ---- interrupts ----------------------------------------------------------------------------------
+// The handler only records the signal; the copy loop polls it between chunks and unwinds, so the
+// temporary file is removed by the same code path as any other error.
+std::atomic<int> g_stop_signal{0};
+static_assert(std::atomic<int>::is_always_lock_free, "used from a signal handler");
+
+extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig, std::memory_order_relaxed); }
+
+class SignalGuard {
+ public:
+  explicit SignalGuard(bool enabled) : enabled_(enabled) {
+    g_stop_signal.store(0);
+    if (!enabled_) return;
+    struct sigaction sa {};
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int_);
+    sigaction(SIGTERM, &sa, &old_term_);
+  }
+  ~SignalGuard() {
+    if (!enabled_) return;
+    sigaction(SIGINT, &old_int_, nullptr);
+    sigaction(SIGTERM, &old_term_, nullptr);
+  }
+  SignalGuard(const SignalGuard&) = delete;
+  SignalGuard& operator=(const SignalGuard&) = delete;
+
+  static void check() {
+    if (const int sig = g_stop_signal.load(std::memory_order_relaxed); sig != 0) {
+      throw Error(fmt::format("interrupted by {}; the partial archive was removed",
+                              sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"));
+    }
+  }
+
+ private:
+  bool enabled_;
+  struct sigaction old_int_ {};
+  struct sigaction old_term_ {};
+};
+
+// ---- the temporary file --------------------------------------------------------------------------
+// Created next to the destination (same filesystem, so the final rename is atomic); removed by
+// the destructor unless commit() renamed it.
+class TempFile {
+ public:
+  explicit TempFile(const fs::path& dest) {
+    std::string pattern = dest.string() + ".partial-XXXXXX";
+    fd_ = ::mkstemp(pattern.data());
+    if (fd_ < 0) {
+      throw Error(fmt::format("cannot create a temporary file next to {}: {}", dest.string(),
+                              std::strerror(errno)),
+                  "check that the output directory is writable");
+    }
+    path_ = pattern;
+  }
+  ~TempFile() {
+    if (fd_ >= 0) ::close(fd_);
+    if (!committed_) ::unlink(path_.c_str());
+  }
+  TempFile(const TempFile&) = delete;
+  TempFile& operator=(const TempFile&) = delete;
+
+  int fd() const { return fd_; }
+  const fs::path& path() const { return path_; }
+
+  void commit(const fs::path& dest) {
+    const mode_t mask = ::umask(0);
+    ::umask(mask);
+    ::fchmod(fd_, 0666 & ~mask);  // mkstemp creates 0600; give the file ordinary permissions
+    if (::fsync(fd_) != 0) {
+      throw Error(fmt::format("fsync of {} failed: {}", path_.string(), std::strerror(errno)));
+    }
+    ::close(fd_);
+    fd_ = -1;
+    SignalGuard::check();
+    if (::rename(path_.c_str(), dest.c_str()) != 0) {
+      throw Error(fmt::format("cannot rename {} to {}: {}", path_.string(), dest.string(),
+                              std::strerror(errno)));
+    }
+    committed_ = true;
+    // Make the rename itself durable.
+    const fs::path dir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
+    if (const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); dfd >= 0) {
+      ::fsync(dfd);
+      ::close(dfd);
+    }
+  }
+
+ private:
+  int fd_ = -1;
+  fs::path path_;
+  bool committed_ = false;
+};
+
+void write_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset,
+               const fs::path& path) {
+  const auto* p = static_cast<const std::byte*>(data);
+  while (num_bytes > 0) {
+    const ssize_t w = ::pwrite(fd, p, std::min<uint64_t>(num_bytes, 1ull << 30),
+                               static_cast<off_t>(offset));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      throw Error(fmt::format("writing {} failed at offset {}: {}", path.string(), offset,
+                              std::strerror(err)),
+                  err == ENOSPC ? "free disk space or write to another filesystem (-o)" : "");
+    }
+    p += w;
+    num_bytes -= static_cast<uint64_t>(w);
+    offset += static_cast<uint64_t>(w);
+  }
+}
+
+// Starts writeback of each chunk as it is written and waits for (then drops from the page
+// cache) the chunk before it: dirty memory stays at about two chunks, the disk stays busy.
+class WriteBehind {
+ public:
+  explicit WriteBehind(int fd) : fd_(fd) {}
+  void wrote(uint64_t offset, uint64_t num_bytes) {
+    ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(num_bytes),
+                      SYNC_FILE_RANGE_WRITE);
+    if (prev_bytes_ > 0) {
+      ::sync_file_range(fd_, static_cast<off_t>(prev_offset_), static_cast<off_t>(prev_bytes_),
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
+                            SYNC_FILE_RANGE_WAIT_AFTER);
+      ::posix_fadvise(fd_, static_cast<off_t>(prev_offset_), static_cast<off_t>(prev_bytes_),
+                      POSIX_FADV_DONTNEED);
+    }
+    prev_offset_ = offset;
+    prev_bytes_ = num_bytes;
+  }
+
+ private:
+  int fd_;
+  uint64_t prev_offset_ = 0;
+  uint64_t prev_bytes_ = 0;
+};
+
+// Page-rounded madvise on part of a read-only file mapping. Rounding outward is harmless: a
+// dropped page of a clean file mapping is simply read again if touched.
+void advise_pages(const std::byte* p, uint64_t num_bytes, int advice) {
+  static const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t b = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
+  const uintptr_t e = (reinterpret_cast<uintptr_t>(p) + num_bytes + page - 1) & ~(page - 1);
+  if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, advice);
+}
+
+bool is_e8m0_scales(std::string_view name) {
+  return name.ends_with(std::string(".") + std::string(tensor_names::kMlp1Scales)) ||
+         name.ends_with(std::string(".") + std::string(tensor_names::kMlp2Scales));
+}
+
+std::string human_bytes(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }
+
+}  // namespace
+
+ArchivePlan plan_archive(const ModelConfig& config, const WeightFormats& formats,
+                         uint64_t tokenizer_bytes) {
+  config.validate();
+  ArchivePlan p;
+  p.config = config;
+  p.formats = formats;
+  p.tensors = archive_tensors(config, formats);
+  for (const TensorSpec& t : p.tensors) {
+    GPTOSS_CHECK(t.name.size() < ar::kNameBytes, "tensor name {} is longer than {} bytes",
+                 t.name, ar::kNameBytes - 1);
+    GPTOSS_CHECK(t.shape.size() <= static_cast<size_t>(ar::kMaxRank), "tensor {} has rank {}",
+                 t.name, t.shape.size());
+  }
+  p.dir_offset = ar::kHeaderBytes;
+  uint64_t pos = ar::align_up(p.dir_offset + p.tensors.size() * ar::kEntryBytes);
+  if (tokenizer_bytes > 0) {
+    p.tokenizer_offset = pos;
+    p.tokenizer_bytes = tokenizer_bytes;
+    pos = ar::align_up(pos + tokenizer_bytes);
+  }
+  p.data_offset = pos;
+  for (const TensorSpec& t : p.tensors) {
+    p.offsets.push_back(pos);
+    p.tensor_bytes += t.num_bytes();
+    pos = ar::align_up(pos + t.num_bytes());
+  }
+  p.file_bytes = pos;
+  return p;
+}
+
+uint64_t free_bytes_at(const fs::path& dir) {
+  struct statvfs st {};
+  if (::statvfs(dir.c_str(), &st) != 0) {
+    throw Error(fmt::format("cannot query free space of {}: {}", dir.string(),
+                            std::strerror(errno)));
+  }
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+}
+
+WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const PieceSource& source,
+                          const TokenizerBlob& tokenizer, const WriteOptions& options) {
+  using Clock = std::chrono::steady_clock;
+  const auto start = Clock::now();
+  GPTOSS_CHECK(tokenizer.bytes.size() == plan.tokenizer_bytes,
+               "internal: the plan has a {}-byte tokenizer, the blob is {} bytes",
+               plan.tokenizer_bytes, tokenizer.bytes.size());
+  GPTOSS_CHECK((tokenizer.format == ar::TokenizerFormat::kNone) == tokenizer.bytes.empty(),
+               "internal: tokenizer format and bytes disagree");
+
+  // Destination checks, all before anything is created.
+  if (out.empty()) throw Error("no output file given", "use -o FILE.gptoss");
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw Error(fmt::format("output directory {} does not exist", dir.string()),
+                "create it first, or choose another -o");
+  }
+  if (fs::exists(out, ec)) {
+    if (fs::is_directory(out, ec)) {
+      throw Error(fmt::format("output {} is a directory", out.string()),
+                  "give a file name, e.g. -o model.gptoss");
+    }
+    if (!options.force) {
+      throw Error(fmt::format("output {} already exists", out.string()),
+                  "pass --force to replace it, or choose another -o");
+    }
+  }
+  const uint64_t free_bytes = options.free_bytes_override ? *options.free_bytes_override
+                                                          : free_bytes_at(dir);
+  if (free_bytes < plan.file_bytes) {
+    throw Error(fmt::format("not enough free space in {}: the archive needs {} ({} bytes), {} "
+                            "({} bytes) are available",
+                            dir.string(), human_bytes(plan.file_bytes), plan.file_bytes,
+                            human_bytes(free_bytes), free_bytes),
+                "free disk space, or write the archive to another filesystem with -o");
+  }
+
+  SignalGuard signals(options.handle_signals);
+  TempFile tmp(out);
+  const int fd = tmp.fd();
+  // Reserve the space now: running out later is then impossible, and the unwritten padding
+  // reads as zeros. Filesystems without fallocate fall back to a sparse file (also zeros).
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(plan.file_bytes)) != 0 &&
+      errno != EOPNOTSUPP && errno != ENOSYS) {
+    const int err = errno;
+    throw Error(fmt::format("cannot reserve {} bytes for {}: {}", plan.file_bytes,
+                            tmp.path().string(), std::strerror(err)),
+                err == ENOSPC ? "free disk space, or write to another filesystem with -o" : "");
+  }
+
+  WriteResult result;
+  result.file_bytes = plan.file_bytes;
+  const uint64_t total = plan.tensor_bytes + plan.tokenizer_bytes;
+  uint64_t done = 0;
+  WriteBehind write_behind(fd);
+  auto after_chunk = [&](uint64_t n) {
+    done += n;
+    if (options.progress) {
+      options.progress({done, total, std::chrono::duration<double>(Clock::now() - start).count()});
+    }
+    if (options.fail_after_bytes && done >= *options.fail_after_bytes) {
+      throw Error(fmt::format("test hook: failing after {} bytes", done));
+    }
+    SignalGuard::check();
+  };
+
+  // The tokenizer section (the header's magic is written last: until then the file has none).
+  ar::Header h;
+  std::memset(&h, 0, sizeof(h));
+  if (!tokenizer.bytes.empty()) {
+    write_all(fd, tokenizer.bytes.data(), tokenizer.bytes.size(), plan.tokenizer_offset,
+              tmp.path());
+    h.tokenizer_offset = plan.tokenizer_offset;
+    h.tokenizer_bytes = plan.tokenizer_bytes;
+    h.tokenizer_xxh64 = XXH64(tokenizer.bytes.data(), tokenizer.bytes.size(), 0);
+    const Sha256::Digest sha = Sha256::digest(tokenizer.bytes);
+    std::memcpy(h.tokenizer_sha256, sha.data(), sha.size());
+    after_chunk(tokenizer.bytes.size());
+  }
+
+  // Tensor blobs.
+  std::vector<ar::TensorEntry> dir_entries(plan.tensors.size());
+  XXH64_state_t state;
+  for (size_t i = 0; i < plan.tensors.size(); ++i) {
+    const TensorSpec& spec = plan.tensors[i];
+    const std::vector<std::span<const std::byte>> pieces = source(spec);
+    uint64_t piece_bytes = 0;
+    for (const auto& piece : pieces) piece_bytes += piece.size();
+    GPTOSS_CHECK(piece_bytes == spec.num_bytes(),
+                 "tensor {}: the source has {} bytes, the archive needs {}", spec.name,
+                 piece_bytes, spec.num_bytes());
+    const bool count_scales = is_e8m0_scales(spec.name);
+    uint64_t overflow = 0;
+    uint64_t offset = plan.offsets[i];
+    XXH64_reset(&state, 0);
+    for (const auto& piece : pieces) {
+      if (options.release_source_pages) {
+        advise_pages(piece.data(), piece.size(), MADV_SEQUENTIAL);
+      }
+      for (uint64_t pos = 0; pos < piece.size();) {
+        const uint64_t n = std::min<uint64_t>(kChunkBytes, piece.size() - pos);
+        const std::byte* p = piece.data() + pos;
+        if (options.release_source_pages && pos + n < piece.size()) {
+          // Start reading the next chunk while this one is hashed and written.
+          advise_pages(p + n, std::min<uint64_t>(kChunkBytes, piece.size() - pos - n),
+                       MADV_WILLNEED);
+        }
+        XXH64_update(&state, p, n);
+        if (count_scales) {
+          const auto* u = reinterpret_cast<const uint8_t*>(p);
+          overflow += static_cast<uint64_t>(
+              std::count_if(u, u + n, [](uint8_t s) { return s >= 253; }));
+        }
+        write_all(fd, p, n, offset, tmp.path());
+        write_behind.wrote(offset, n);
+        if (options.release_source_pages) advise_pages(p, n, MADV_DONTNEED);
+        offset += n;
+        pos += n;
+        after_chunk(n);
+      }
+    }
+    if (overflow > 0) {
+      const std::string what = fmt::format(
+          "{}: {} E8M0 scale bytes in 253..255 (dequantized values can overflow BF16; 255 is "
+          "NaN)", spec.name, overflow);
+      if (options.strict) {
+        throw Error(what, "this checkpoint has out-of-range MXFP4 scales; drop --strict to "
+                          "convert anyway (the values are stored unchanged)");
+      }
+      if (options.warn) options.warn(what);
+      result.scale_overflows.push_back({spec.name, overflow});
+    }
+
+    ar::TensorEntry& e = dir_entries[i];
+    std::memset(&e, 0, sizeof(e));
+    std::memcpy(e.name, spec.name.data(), spec.name.size());
+    e.dtype = static_cast<uint8_t>(spec.dtype);
+    e.rank = static_cast<uint8_t>(spec.shape.size());
+    for (size_t d = 0; d < spec.shape.size(); ++d) e.shape[d] = spec.shape[d];
+    e.offset = plan.offsets[i];
+    e.num_bytes = spec.num_bytes();
+    e.xxh64 = XXH64_digest(&state);
+  }
+
+  // Directory, then the header with the magic: the file only becomes an archive here.
+  const uint64_t dir_bytes = dir_entries.size() * sizeof(ar::TensorEntry);
+  write_all(fd, dir_entries.data(), dir_bytes, plan.dir_offset, tmp.path());
+  std::memcpy(h.magic, ar::kMagic, sizeof(h.magic));
+  h.format_version = ar::kFormatVersion;
+  h.layout_id = ar::kLayoutId;
+  h.header_bytes = ar::kHeaderBytes;
+  h.entry_bytes = ar::kEntryBytes;
+  h.file_bytes = plan.file_bytes;
+  h.dir_offset = plan.dir_offset;
+  h.num_tensors = static_cast<uint32_t>(dir_entries.size());
+  h.dir_xxh64 = XXH64(dir_entries.data(), dir_bytes, 0);
+  h.tokenizer_format = static_cast<uint8_t>(tokenizer.format);
+  h.attn_format = static_cast<uint8_t>(plan.formats.attn);
+  h.lm_head_format = static_cast<uint8_t>(plan.formats.lm_head);
+  h.expert_format = static_cast<uint8_t>(plan.formats.experts);
+  h.data_offset = plan.data_offset;
+  h.data_bytes = plan.file_bytes - plan.data_offset;
+  h.config = to_config_record(plan.config);
+  h.header_xxh64 = XXH64(&h, offsetof(ar::Header, header_xxh64), 0);
+  SignalGuard::check();
+  if (::ftruncate(fd, static_cast<off_t>(plan.file_bytes)) != 0) {
+    throw Error(fmt::format("cannot size {}: {}", tmp.path().string(), std::strerror(errno)));
+  }
+  write_all(fd, &h, sizeof(h), 0, tmp.path());
+  tmp.commit(out);
+
+  result.bytes_copied = done;
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  return result;
+}
+
+}  // namespace gptoss::conv

@@ -1,0 +1,56 @@
+// convert.h — `gptoss convert`: a gpt-oss checkpoint (HF or original/ layout) -> one .gptoss
+// archive, plus the tokenizer to embed and the --dry-run plan. The output depends only on the
+// weights, the formats and the tokenizer bytes (never on the source layout or paths), so both
+// checkpoint layouts of the same weights give byte-identical archives.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include "converter/archive_writer.h"
+#include "host/archive.h"
+
+namespace gptoss::conv {
+
+// sha256 of the o200k_base ranks file (FACTS.md section 4.1).
+inline constexpr std::string_view kO200kBaseSha256 =
+    "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d";
+inline constexpr std::string_view kO200kBaseFileName = "o200k_base.tiktoken";
+
+// Where the bundled o200k_base.tiktoken is looked for, in order: $GPTOSS_DATA_DIR, the build's
+// GPTOSS_DATA_DIR, next to the binary (and its data/ and ../share/gptoss/). First existing wins.
+std::vector<std::filesystem::path> o200k_base_candidates();
+
+// Reads a tokenizer file and tags it: "tiktoken" (lines of "<base64> <rank>") or
+// "hf-tokenizer-json" (a JSON object), from the extension (.tiktoken / .json) checked against
+// the content, or from the content alone. Throws gptoss::Error naming the file otherwise.
+TokenizerBlob load_tokenizer_file(const std::filesystem::path& path);
+
+// The default tokenizer: the bundled o200k_base ranks (sha256-verified; a mismatch is an error),
+// else the checkpoint's tokenizer.json (`checkpoint_tokenizer_json`, may be empty), else an
+// error with a hint. `warn` receives a line when falling back.
+TokenizerBlob default_tokenizer(const std::filesystem::path& checkpoint_tokenizer_json,
+                                const std::function<void(const std::string&)>& warn);
+
+// Throws a clear "not supported yet" gptoss::Error for formats the converter cannot produce yet.
+void check_formats_supported(const WeightFormats& formats);
+
+struct ConvertOptions {
+  std::filesystem::path checkpoint;  // the checkpoint directory (HF top level or original/)
+  std::filesystem::path output;
+  WeightFormats formats;
+  std::optional<std::filesystem::path> tokenizer;  // overrides the default tokenizer
+  bool no_tokenizer = false;                       // embed no tokenizer section
+  bool prefer_original = false;                    // read original/ even when HF files exist
+  WriteOptions write;
+};
+
+// Validates the checkpoint, picks the tokenizer, plans and writes the archive.
+WriteResult convert_checkpoint(const ConvertOptions& options);
+
+// The tokenizer the options select (shared by convert and --dry-run).
+TokenizerBlob select_tokenizer(const ConvertOptions& options,
+                               const std::filesystem::path& checkpoint_tokenizer_json);
+
+}  // namespace gptoss::conv

@@ -1,0 +1,199 @@
+// convert_cli.cpp — `gptoss convert CKPT_DIR -o FILE.gptoss` and its --dry-run plan
+// (DESIGN.md section 9). The work is in convert.cpp and archive_writer.cpp.
+#include <cstdint>
+#include <fstream>
+#include <optional>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "converter/checkpoint.h"
+#include "converter/convert.h"
+#include "host/archive.h"
+#include "host/cli.h"
+#include "host/error.h"
+#include "host/progress.h"
+#include "host/sha256.h"
+
+namespace gptoss::cli {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct ConvertArgs {
+  std::string checkpoint;
+  std::string output;
+  std::string attn = "bf16";
+  std::string lm_head = "bf16";
+  std::string tokenizer;
+  bool no_tokenizer = false;
+  bool original = false;
+  bool strict = false;
+  bool force = false;
+  bool quiet = false;
+  bool dry_run = false;
+  std::string shape;
+  int64_t test_fail_after = -1;  // < 0: off
+  int64_t test_free_bytes = -1;
+};
+
+std::string gb(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }
+
+WeightFormats parse_formats(const ConvertArgs& a) {
+  WeightFormats f;
+  if (!weight_format_from_name(a.attn, &f.attn)) {
+    throw Error(fmt::format("--attn {}: unknown format", a.attn), "use bf16 or fp8");
+  }
+  if (!weight_format_from_name(a.lm_head, &f.lm_head)) {
+    throw Error(fmt::format("--lm-head {}: unknown format", a.lm_head), "use bf16 or fp8");
+  }
+  return f;
+}
+
+conv::ConvertOptions to_options(const ConvertArgs& a) {
+  conv::ConvertOptions o;
+  o.checkpoint = a.checkpoint;
+  o.output = a.output;
+  o.formats = parse_formats(a);
+  if (!a.tokenizer.empty()) o.tokenizer = fs::path(a.tokenizer);
+  o.no_tokenizer = a.no_tokenizer;
+  o.prefer_original = a.original;
+  o.write.strict = a.strict;
+  o.write.force = a.force;
+  o.write.warn = [](const std::string& line) { fmt::print(stderr, "warning: {}\n", line); };
+  if (a.test_free_bytes >= 0) o.write.free_bytes_override = uint64_t(a.test_free_bytes);
+  if (a.test_fail_after >= 0) o.write.fail_after_bytes = uint64_t(a.test_fail_after);
+  return o;
+}
+
+void print_plan(const std::string& source, const conv::ArchivePlan& plan,
+                const conv::TokenizerBlob& tokenizer, const fs::path& output,
+                std::optional<uint64_t> free_override) {
+  const ModelConfig& c = plan.config;
+  fmt::print("plan for {} (dry run: nothing is written)\n", source);
+  fmt::print("  config:    {} layers, {} experts ({} per token), vocab {}, hidden {}\n",
+             c.num_layers, c.num_experts, c.experts_per_token, c.vocab_size, c.hidden);
+  fmt::print("  formats:   attention {}, lm head {}, experts {}\n",
+             weight_format_name(plan.formats.attn), weight_format_name(plan.formats.lm_head),
+             expert_format_name(plan.formats.experts));
+  fmt::print("  tensors:   {} tensors, {} bytes ({})\n", plan.tensors.size(), plan.tensor_bytes,
+             gb(plan.tensor_bytes));
+  if (tokenizer.format == archive::TokenizerFormat::kNone) {
+    fmt::print("  tokenizer: none\n");
+  } else {
+    fmt::print("  tokenizer: {}, {} bytes, from {}\n", tokenizer_format_name(tokenizer.format),
+               tokenizer.bytes.size(), tokenizer.source);
+  }
+  const uint64_t overhead = plan.file_bytes - plan.tensor_bytes - plan.tokenizer_bytes;
+  fmt::print("  archive:   {} bytes ({}): header + directory + 4 KiB alignment = {} bytes\n",
+             plan.file_bytes, gb(plan.file_bytes), overhead);
+  const fs::path dir = output.empty()            ? fs::path(".")
+                       : output.has_parent_path() ? output.parent_path()
+                                                  : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    fmt::print("  disk:      needs {}; output directory {} does not exist\n", gb(plan.file_bytes),
+               dir.string());
+    return;
+  }
+  const uint64_t free_bytes = free_override ? *free_override : conv::free_bytes_at(dir);
+  fmt::print("  disk:      needs {} in {}, {} available: {}\n", gb(plan.file_bytes), dir.string(),
+             gb(free_bytes), free_bytes >= plan.file_bytes ? "enough" : "NOT ENOUGH");
+}
+
+void run_dry_run(const ConvertArgs& a) {
+  const conv::ConvertOptions o = to_options(a);
+  conv::check_formats_supported(o.formats);
+  ModelConfig config;
+  fs::path tokenizer_json;
+  std::string source;
+  if (!a.shape.empty()) {
+    if (!a.checkpoint.empty()) {
+      throw Error("--shape and CKPT_DIR exclude each other", "give one of them");
+    }
+    config = ModelConfig::preset(a.shape);
+    source = fmt::format("the {} shape", a.shape);
+  } else if (fs::is_regular_file(a.checkpoint)) {
+    // A config.json alone: plan without weights (e.g. before downloading them).
+    std::ifstream in(a.checkpoint);
+    nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    if (j.is_discarded()) {
+      throw Error(fmt::format("{} is not valid JSON", a.checkpoint),
+                  "pass a checkpoint directory or its config.json");
+    }
+    config = ModelConfig::from_json(j, a.checkpoint);
+    source = a.checkpoint;
+  } else {
+    const conv::Checkpoint ckpt = conv::Checkpoint::open(a.checkpoint, a.original);
+    config = ckpt.config();
+    tokenizer_json = ckpt.tokenizer_json();
+    source = ckpt.dir().string();
+  }
+  const conv::TokenizerBlob tokenizer = conv::select_tokenizer(o, tokenizer_json);
+  const conv::ArchivePlan plan = conv::plan_archive(config, o.formats, tokenizer.bytes.size());
+  print_plan(source, plan, tokenizer, o.output, o.write.free_bytes_override);
+}
+
+void run_convert(const ConvertArgs& a) {
+  if (a.dry_run) return run_dry_run(a);
+  if (!a.shape.empty()) {
+    throw Error("--shape only plans (--dry-run); a conversion reads a checkpoint",
+                "gptoss convert CKPT_DIR -o FILE.gptoss, or add --dry-run");
+  }
+  if (a.checkpoint.empty()) {
+    throw Error("no checkpoint directory given", "gptoss convert CKPT_DIR -o FILE.gptoss");
+  }
+  if (a.output.empty()) throw Error("no output file given", "add -o FILE.gptoss");
+  conv::ConvertOptions o = to_options(a);
+  ProgressLine progress("convert", !a.quiet);
+  o.write.progress = [&](const conv::WriteProgress& p) {
+    progress.update(p.bytes_done, p.bytes_total, p.seconds);
+  };
+  const conv::WriteResult r = conv::convert_checkpoint(o);
+  progress.finish(r.bytes_copied, r.seconds);
+  uint64_t overflow = 0;
+  for (const auto& s : r.scale_overflows) overflow += s.count;
+  if (!a.quiet) {
+    fmt::print(stderr, "wrote {} ({} bytes){}\n", a.output, r.file_bytes,
+               overflow ? fmt::format(", {} MXFP4 scale bytes in 253..255 (see warnings)",
+                                      overflow)
+                        : "");
+  }
+}
+
+}  // namespace
+
+void add_convert_command(CLI::App& app) {
+  auto args = std::make_shared<ConvertArgs>();
+  CLI::App* cmd = app.add_subcommand(
+      "convert", "Convert a gpt-oss checkpoint (HF or original/ layout) into one .gptoss archive");
+  cmd->add_option("CKPT_DIR", args->checkpoint,
+                  "checkpoint directory (for --dry-run also a config.json)");
+  cmd->add_option("-o,--out", args->output, "the archive to write (FILE.gptoss)");
+  cmd->add_option("--attn", args->attn, "attention weight format: bf16 | fp8 (not supported yet)")
+      ->capture_default_str();
+  cmd->add_option("--lm-head", args->lm_head,
+                  "LM head weight format: bf16 | fp8 (not supported yet)")
+      ->capture_default_str();
+  cmd->add_option("--tokenizer", args->tokenizer,
+                  "tokenizer file to embed (o200k_base.tiktoken or tokenizer.json; default: the "
+                  "bundled o200k_base ranks)");
+  cmd->add_flag("--no-tokenizer", args->no_tokenizer, "embed no tokenizer");
+  cmd->add_flag("--original", args->original,
+                "read the original/ layout even when the HF files are present");
+  cmd->add_flag("--strict", args->strict,
+                "treat MXFP4 scale bytes 253-255 (BF16 overflow on dequantization) as errors");
+  cmd->add_flag("--force", args->force, "replace an existing output file");
+  cmd->add_flag("-q,--quiet", args->quiet, "no progress or summary on stderr");
+  cmd->add_flag("--dry-run", args->dry_run,
+                "print the plan (tensors, sizes, disk space) without writing anything");
+  cmd->add_option("--shape", args->shape, "with --dry-run: plan a preset shape (tiny|20b|120b)");
+  // Test hooks (hidden): inject a failure after N bytes; pretend N bytes are free.
+  cmd->add_option("--test-fail-after", args->test_fail_after)->group("");
+  cmd->add_option("--test-free-bytes", args->test_free_bytes)->group("");
+  cmd->callback([args] { run_convert(*args); });
+}
+
+}  // namespace gptoss::cli

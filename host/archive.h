@@ -1,0 +1,114 @@
+// archive.h — MappedArchive: a .gptoss archive mapped read-only (RAII) and validated before use
+// (magic, version, layout id, header and directory checksums, bounds, alignment, overlaps, sizes,
+// and the tensor list against archive_tensors(config, formats)); lookup by canonical name.
+// Blob checksums are checked on request (verify()). Nothing is read outside the mapping.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "host/archive_format.h"
+#include "host/model_config.h"
+#include "host/tensor_spec.h"
+#include "host/weights_view.h"
+
+namespace gptoss::conv {
+class MappedFile;
+}
+
+namespace gptoss {
+
+struct WeightFormats {
+  archive::WeightFormat attn = archive::WeightFormat::kBF16;
+  archive::WeightFormat lm_head = archive::WeightFormat::kBF16;
+  archive::ExpertFormat experts = archive::ExpertFormat::kMXFP4;
+  bool operator==(const WeightFormats&) const = default;
+};
+
+std::string_view weight_format_name(archive::WeightFormat f);         // "bf16", "fp8"
+std::string_view expert_format_name(archive::ExpertFormat f);         // "mxfp4"
+std::string_view tokenizer_format_name(archive::TokenizerFormat f);   // "none", "tiktoken", ...
+bool weight_format_from_name(std::string_view name, archive::WeightFormat* out);
+
+// The tensors an archive with these formats holds, in archive order: canonical_tensors(config)
+// with, for each FP8 weight, dtype F8_E4M3 and a "<name>_scale" F32 [rows] tensor right after it.
+std::vector<TensorSpec> archive_tensors(const ModelConfig& config, const WeightFormats& formats);
+
+// Conversions between ModelConfig and its fixed-size on-disk record.
+archive::ConfigRecord to_config_record(const ModelConfig& config);
+ModelConfig from_config_record(const archive::ConfigRecord& record);
+
+struct ArchiveTensor {
+  std::string name;
+  DType dtype;
+  std::vector<int64_t> shape;
+  uint64_t offset = 0;     // absolute file offset
+  uint64_t num_bytes = 0;
+  uint64_t xxh64 = 0;
+};
+
+struct VerifyProgress {
+  uint64_t bytes_done = 0;
+  uint64_t bytes_total = 0;
+  double seconds = 0;
+};
+
+struct VerifyResult {
+  std::vector<std::string> mismatched;  // tensor names (and "<tokenizer>") whose XXH64 differ
+  uint64_t bytes_checked = 0;
+  double seconds = 0;
+  bool ok() const { return mismatched.empty(); }
+};
+
+class MappedArchive {
+ public:
+  // Maps and validates `path`; throws gptoss::Error naming the problem (with a hint).
+  static MappedArchive open(const std::filesystem::path& path);
+  // Validates an in-memory image; `label` names it in messages. `keepalive` owns the bytes.
+  static MappedArchive parse(std::shared_ptr<const void> keepalive,
+                             std::span<const std::byte> file_bytes, const std::string& label);
+
+  const std::string& label() const { return label_; }
+  const ModelConfig& config() const { return config_; }
+  const WeightFormats& formats() const { return formats_; }
+  uint32_t format_version() const { return header_.format_version; }
+  uint32_t layout_id() const { return header_.layout_id; }
+  uint64_t file_bytes() const { return bytes_.size(); }
+
+  const std::vector<ArchiveTensor>& entries() const { return entries_; }
+  const ArchiveTensor* find(std::string_view name) const;  // nullptr if absent
+  // The tensor's bytes inside the mapping; throws gptoss::Error if absent.
+  std::span<const std::byte> tensor(std::string_view name) const;
+  // For bind_weights(): checks dtype and shape against the requested spec. The returned
+  // function refers to this archive, which must outlive it.
+  TensorLookup lookup() const;
+
+  archive::TokenizerFormat tokenizer_format() const;
+  std::span<const std::byte> tokenizer_blob() const;  // empty when none
+  std::string tokenizer_sha256_hex() const;           // empty when none
+
+  // Recomputes every blob checksum (and the tokenizer's); pages are released as it goes.
+  VerifyResult verify(const std::function<void(const VerifyProgress&)>& progress = {}) const;
+
+ private:
+  MappedArchive() = default;
+  std::shared_ptr<const void> keepalive_;
+  bool file_backed_ = false;  // pages may be dropped with madvise (never for heap images)
+  std::span<const std::byte> bytes_;
+  std::string label_;
+  archive::Header header_{};
+  ModelConfig config_;
+  WeightFormats formats_;
+  std::vector<ArchiveTensor> entries_;
+  std::map<std::string, size_t, std::less<>> index_;
+};
+
+}  // namespace gptoss
