@@ -39,6 +39,7 @@ struct TpotOptions {
   int num_tokens = 128;
   int warmup = 16;
   bool json = false;
+  bool phase_profile = false;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -121,6 +122,29 @@ void run_tpot(const TpotOptions& o) {
       fmt::print(stderr, "\rprefill {} positions in {:.1f} s\n", ctx,
                  std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
+    if (o.phase_profile) {
+      // Each phase's cost = time with everything minus time with that phase skipped (its grid
+      // barriers still run); "barriers only" skips every phase and the LM head.
+      auto time_mask = [&](uint32_t mask) {
+        engine->args().phase_mask = mask;
+        std::vector<double> ms;
+        for (int i = 0; i < o.warmup + o.num_tokens; ++i) {
+          engine->step(next, pos);  // same position: the cache is not extended while profiling
+          if (i >= o.warmup) ms.push_back(engine->last_kernel_ms());
+        }
+        engine->args().phase_mask = ~0u;
+        return percentile(ms, 0.5);
+      };
+      const double all = time_mask(~0u);
+      fmt::print("phase profile at context {} (median of {} steps): all phases {:.4f} ms, barriers "
+                 "only {:.4f} ms\n", ctx, o.num_tokens, all, time_mask(0u));
+      const char* names[] = {"norm_qkv_rope", "attention", "out_proj", "router", "experts_up",
+                             "experts_down", "lm_head"};
+      for (int p = 0; p < 7; ++p) {
+        const double without = time_mask(~(1u << p));
+        fmt::print("  {:<14} {:8.4f} ms\n", names[p], all - without);
+      }
+    }
     for (const std::string& ex : o.experts) {
       engine->args().experts_fp8 = ex == "fp8" ? 1 : 0;
       for (int i = 0; i < o.warmup; ++i) next = engine->step(next, pos++);
@@ -171,6 +195,8 @@ void add_bench_command(CLI::App& app) {
   tpot->add_option("-n,--num-tokens", opts->num_tokens, "decode steps timed per measurement (>= 100)");
   tpot->add_option("--warmup", opts->warmup, "untimed decode steps before each measurement");
   tpot->add_flag("--json", opts->json, "also print one JSON line per measurement");
+  tpot->add_flag("--phase-profile", opts->phase_profile,
+                 "also time each phase by skipping it (profiling; outputs are meaningless then)");
   tpot->callback([opts] { run_tpot(*opts); });
 }
 

@@ -74,6 +74,8 @@ struct MegakernelArgs {
   int stop_layer;          // debug: return after (stop_layer, stop_phase); -1 = run to the end
   int stop_phase;
   int start_layer;         // debug: begin at this layer with x already holding its input
+  uint32_t phase_mask;     // profiling: bit p runs phase p (bit kNumPhases: the LM head); the
+                           // barriers run regardless, so skipping a phase measures its cost
 };
 
 }  // namespace gptoss::mk

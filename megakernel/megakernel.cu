@@ -10,6 +10,7 @@
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
+#include <cuda_pipeline.h>  // __pipeline_memcpy_async (cp.async) for the attention V tiles
 #include <cuda_runtime.h>
 
 #include "host/error.h"
@@ -87,7 +88,8 @@ __host__ __device__ inline int act_floats(int hidden, int q_dim, int topk, int i
   n = n > q_dim ? n : q_dim;
   const int experts = topk * (inter / kMxBlock) * kMxPad;
   n = n > experts ? n : experts;
-  const int attn = kMaxGroup * kHeadDim + kWarps * kMaxGroup * (kHeadDim + 2);
+  const int attn = kMaxGroup * kHeadDim + kWarps * kMaxGroup * (kHeadDim + 2) +
+                   kWarps * 32 * kHeadDim / 2;  // q, warp states, per-warp V tiles (bf16 pairs)
   return n > attn ? n : attn;
 }
 
@@ -206,18 +208,24 @@ __device__ __forceinline__ float warp_dot_bf16(const uint16_t* row, const float*
   return warp_sum(acc);
 }
 
-// One 32-value MXFP4 block (16 bytes) against 32 padded activations, unscaled.
+// One 32-value MXFP4 block (16 bytes) against 32 padded activations, unscaled. The padded
+// stride (kMxPad floats) keeps each lane's 16-byte activation reads in distinct banks.
 __device__ __forceinline__ float mx_block_dot(uint4 w, const float* t, const float* lut) {
   const uint32_t words[4] = {w.x, w.y, w.z, w.w};
   float acc = 0.0f;
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
-#pragma unroll
-    for (int j = 0; j < 4; ++j) {
-      const uint32_t byte = (words[i] >> (8 * j)) & 0xffu;
-      acc = fmaf(lut[byte & 0xfu], t[8 * i + 2 * j], acc);
-      acc = fmaf(lut[byte >> 4], t[8 * i + 2 * j + 1], acc);
-    }
+    const float4 t0 = *reinterpret_cast<const float4*>(t + 8 * i);
+    const float4 t1 = *reinterpret_cast<const float4*>(t + 8 * i + 4);
+    const uint32_t v = words[i];
+    acc = fmaf(lut[v & 0xfu], t0.x, acc);
+    acc = fmaf(lut[(v >> 4) & 0xfu], t0.y, acc);
+    acc = fmaf(lut[(v >> 8) & 0xfu], t0.z, acc);
+    acc = fmaf(lut[(v >> 12) & 0xfu], t0.w, acc);
+    acc = fmaf(lut[(v >> 16) & 0xfu], t1.x, acc);
+    acc = fmaf(lut[(v >> 20) & 0xfu], t1.y, acc);
+    acc = fmaf(lut[(v >> 24) & 0xfu], t1.z, acc);
+    acc = fmaf(lut[v >> 28], t1.w, acc);
   }
   return acc;
 }
@@ -226,42 +234,36 @@ __device__ __forceinline__ float e8m0(uint32_t s) {
   return s == 0 ? __uint_as_float(1u << 22) : __uint_as_float(s << 23);
 }
 
-// Dot products of MXFP4 rows ([K/32][16] bytes + [K/32] scales) with a padded FP32 vector.
-__device__ __forceinline__ void warp_dot2_mxfp4(const uint8_t* blocks_a, const uint8_t* scales_a,
-                                                const uint8_t* blocks_b, const uint8_t* scales_b,
+// Dot products of up to four MXFP4 rows ([K/32][16] bytes + [K/32] scales) with one padded
+// FP32 vector; all rows' loads are issued before any arithmetic so that a warp keeps up to
+// 4 x ceil(K/32/32) 16-byte loads in flight. Results valid in every lane.
+__device__ __forceinline__ void warp_dot4_mxfp4(const uint8_t* const* blocks,
+                                                const uint8_t* const* scales, int num_rows,
                                                 const float* t, int k, const float* lut,
-                                                float* out_a, float* out_b) {
+                                                float* out) {
   const int lane = threadIdx.x & 31;
   const int nblk = k / kMxBlock;
-  const uint4* ba = reinterpret_cast<const uint4*>(blocks_a);
-  const uint4* bb = reinterpret_cast<const uint4*>(blocks_b);
-  float acc_a = 0.0f, acc_b = 0.0f;
-#pragma unroll 2
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   for (int c = lane; c < nblk; c += 32) {
-    const uint4 va = ld_weight(ba + c);
-    const uint4 vb = ld_weight(bb + c);
-    const float sa = e8m0(__ldcs(scales_a + c));
-    const float sb = e8m0(__ldcs(scales_b + c));
+    uint4 v[4];
+    float sc[4];
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      if (r < num_rows) {
+        v[r] = ld_weight(reinterpret_cast<const uint4*>(blocks[r]) + c);
+        sc[r] = e8m0(__ldcs(scales[r] + c));
+      }
+    }
     const float* tc = t + c * kMxPad;
-    acc_a = fmaf(mx_block_dot(va, tc, lut), sa, acc_a);
-    acc_b = fmaf(mx_block_dot(vb, tc, lut), sb, acc_b);
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      if (r < num_rows) acc[r] = fmaf(mx_block_dot(v[r], tc, lut), sc[r], acc[r]);
+    }
   }
-  *out_a = warp_sum(acc_a);
-  *out_b = warp_sum(acc_b);
-}
-
-__device__ __forceinline__ float warp_dot_mxfp4(const uint8_t* blocks, const uint8_t* scales,
-                                                const float* t, int k, const float* lut) {
-  const int lane = threadIdx.x & 31;
-  const int nblk = k / kMxBlock;
-  const uint4* b = reinterpret_cast<const uint4*>(blocks);
-  float acc = 0.0f;
-#pragma unroll 2
-  for (int c = lane; c < nblk; c += 32) {
-    acc = fmaf(mx_block_dot(ld_weight(b + c), t + c * kMxPad, lut), e8m0(__ldcs(scales + c)),
-               acc);
+#pragma unroll
+  for (int r = 0; r < 4; ++r) {
+    if (r < num_rows) out[r] = warp_sum(acc[r]);
   }
-  return warp_sum(acc);
 }
 
 __device__ __forceinline__ float swiglu(float gate, float up, float limit) {
@@ -365,6 +367,12 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     return (value ? vc : kc) + size_t(slot) * kHeadDim;
   };
 
+  // Per-warp V tile: 32 keys x 64 BF16, copied global -> shared with cp.async while the scores
+  // are computed; 16-byte units of row j are XOR-swizzled by (j & 7) so that both the copy and
+  // the per-key reads are free of bank conflicts.
+  uint4* v_tile = reinterpret_cast<uint4*>(warp_state + kWarps * kMaxGroup * (kHeadDim + 2)) +
+                  w.warp * 32 * (kHeadDim / 8);
+  const uint32_t* v_words = reinterpret_cast<const uint32_t*>(v_tile);
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][2];
 #pragma unroll
   for (int h = 0; h < kMaxGroup; ++h) {
@@ -379,13 +387,23 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) sc[h] = 0.0f;
     if (valid) {
-      const uint4* kp = reinterpret_cast<const uint4*>(key_ptr(j, false));
+      const uint4* vp = reinterpret_cast<const uint4*>(key_ptr(j, true));
 #pragma unroll
       for (int c = 0; c < kHeadDim / 8; ++c) {
-        const uint4 kv = __ldcg(kp + c);
+        __pipeline_memcpy_async(v_tile + w.lane * 8 + (c ^ (w.lane & 7)), vp + c, sizeof(uint4));
+      }
+    }
+    __pipeline_commit();
+    if (valid) {
+      const uint4* kp = reinterpret_cast<const uint4*>(key_ptr(j, false));
+      uint4 kv[kHeadDim / 8];
+#pragma unroll
+      for (int c = 0; c < kHeadDim / 8; ++c) kv[c] = __ldcg(kp + c);
+#pragma unroll
+      for (int c = 0; c < kHeadDim / 8; ++c) {
 #pragma unroll
         for (int h = 0; h < kMaxGroup; ++h) {
-          if (h < group) sc[h] += dot8(kv, q_s + h * kHeadDim + 8 * c);
+          if (h < group) sc[h] += dot8(kv[c], q_s + h * kHeadDim + 8 * c);
         }
       }
     }
@@ -402,9 +420,11 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       acc[h][1] *= corr;
       m[h] = m_new;
     }
+    __pipeline_wait_prior(0);
+    __syncwarp();
     const int n_in_tile = min(32, k_end - tile);
     for (int jj = 0; jj < n_in_tile; ++jj) {
-      const uint32_t vv = __ldcg(reinterpret_cast<const unsigned int*>(key_ptr(tile + jj, true)) + w.lane);
+      const uint32_t vv = v_words[(jj * 8 + ((w.lane >> 2) ^ (jj & 7))) * 4 + (w.lane & 3)];
       const float v0 = bf_lo(vv), v1 = bf_hi(vv);
 #pragma unroll
       for (int h = 0; h < kMaxGroup; ++h) {
@@ -414,6 +434,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
         acc[h][1] = fmaf(ph, v1, acc[h][1]);
       }
     }
+    __syncwarp();  // the next tile's copies overwrite v_tile
   }
   // Warp states -> shared memory.
   constexpr int kState = kHeadDim + 2;
@@ -511,6 +532,11 @@ __device__ void phase_router(const MegakernelArgs& a, const LayerArgs& L, const 
 // Top-k of the router logits (lowest index wins ties) and a softmax over the chosen k,
 // computed by every CTA for itself (cheap, saves a barrier). Block scope, syncs on exit.
 __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
+  // All logits to shared memory in one parallel step (a serial loop of L2 loads by one thread
+  // cost tens of microseconds per layer).
+  float* logits_s = s.act;
+  for (int e = threadIdx.x; e < a.num_experts; e += kThreads) logits_s[e] = ld_act(a.router_logits + e);
+  __syncthreads();
   if (threadIdx.x == 0) {
     float logits[kMaxTopK];
     for (int r = 0; r < a.experts_per_token; ++r) {
@@ -519,7 +545,7 @@ __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
       for (int e = 0; e < a.num_experts; ++e) {
         bool taken = false;
         for (int q = 0; q < r; ++q) taken |= (s.sel[q] == e);
-        const float v = ld_act(a.router_logits + e);
+        const float v = logits_s[e];
         if (!taken && (best < 0 || v > best_v)) {
           best = e;
           best_v = v;
@@ -555,18 +581,36 @@ __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, co
   const int inter = a.intermediate, mlp1 = 2 * inter;
   const size_t row_bytes = size_t(a.hidden) / 2, row_scales = size_t(a.hidden) / kMxBlock;
   const int units = a.experts_per_token * inter;
-  for (int u = w.global_warp; u < units; u += w.num_warps) {
-    const int r = u / inter, m = u % inter;
-    const int e = s.sel[r];
-    const size_t row_g = size_t(e) * mlp1 + 2 * m, row_u = row_g + 1;
-    float gate, up;
-    warp_dot2_mxfp4(L.mlp1_blocks + row_g * row_bytes, L.mlp1_scales + row_g * row_scales,
-                    L.mlp1_blocks + row_u * row_bytes, L.mlp1_scales + row_u * row_scales, s.act,
-                    a.hidden, s.lut, &gate, &up);
+  // Two (gate, up) row pairs per warp iteration: four rows' loads in flight.
+  for (int u0 = w.global_warp; u0 < units; u0 += 2 * w.num_warps) {
+    const int num_units = u0 + w.num_warps < units ? 2 : 1;
+    const uint8_t* blocks[4];
+    const uint8_t* scales[4];
+    size_t rows[4];
+#pragma unroll
+    for (int q = 0; q < 2; ++q) {
+      const int u = q < num_units ? u0 + q * w.num_warps : u0;
+      const int r = u / inter, m = u % inter;
+      rows[2 * q] = size_t(s.sel[r]) * mlp1 + 2 * m;
+      rows[2 * q + 1] = rows[2 * q] + 1;
+    }
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      blocks[q] = L.mlp1_blocks + rows[q] * row_bytes;
+      scales[q] = L.mlp1_scales + rows[q] * row_scales;
+    }
+    float dots[4];
+    warp_dot4_mxfp4(blocks, scales, 2 * num_units, s.act, a.hidden, s.lut, dots);
     if (w.lane == 0) {
-      gate += bf16_bits_to_float(L.mlp1_bias[row_g]);
-      up += bf16_bits_to_float(L.mlp1_bias[row_u]);
-      a.swiglu_out[r * inter + m] = float_to_bf16_bits(swiglu(gate, up, a.swiglu_limit));
+#pragma unroll
+      for (int q = 0; q < 2; ++q) {
+        if (q >= num_units) break;
+        const int u = u0 + q * w.num_warps;
+        const int r = u / inter, m = u % inter;
+        const float gate = dots[2 * q] + bf16_bits_to_float(L.mlp1_bias[rows[2 * q]]);
+        const float up = dots[2 * q + 1] + bf16_bits_to_float(L.mlp1_bias[rows[2 * q + 1]]);
+        a.swiglu_out[r * inter + m] = float_to_bf16_bits(swiglu(gate, up, a.swiglu_limit));
+      }
     }
   }
 }
@@ -583,14 +627,37 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
   __syncthreads();
   const WarpCoords w = warp_coords();
   const size_t row_bytes = size_t(inter) / 2, row_scales = size_t(inter) / kMxBlock;
+  const int nblk = inter / kMxBlock;
+  const int k = a.experts_per_token;
   for (int n = w.global_warp; n < a.hidden; n += w.num_warps) {
+    // The k experts' rows are independent: issue all their loads before any arithmetic.
+    float acc[kMaxTopK];
+#pragma unroll
+    for (int r = 0; r < kMaxTopK; ++r) acc[r] = 0.0f;
+    for (int c = w.lane; c < nblk; c += 32) {
+      uint4 blk[kMaxTopK];
+      float sc[kMaxTopK];
+#pragma unroll
+      for (int r = 0; r < kMaxTopK; ++r) {
+        if (r < k) {
+          const size_t row = size_t(s.sel[r]) * a.hidden + n;
+          blk[r] = ld_weight(reinterpret_cast<const uint4*>(L.mlp2_blocks + row * row_bytes) + c);
+          sc[r] = e8m0(__ldcs(L.mlp2_scales + row * row_scales + c));
+        }
+      }
+#pragma unroll
+      for (int r = 0; r < kMaxTopK; ++r) {
+        if (r < k) acc[r] = fmaf(mx_block_dot(blk[r], s.act + r * per_expert + c * kMxPad, s.lut), sc[r], acc[r]);
+      }
+    }
     float moe = 0.0f;
-    for (int r = 0; r < a.experts_per_token; ++r) {
-      const size_t row = size_t(s.sel[r]) * a.hidden + n;
-      const float y = warp_dot_mxfp4(L.mlp2_blocks + row * row_bytes, L.mlp2_scales + row * row_scales,
-                                     s.act + r * per_expert, inter, s.lut) +
-                      bf16_bits_to_float(L.mlp2_bias[row]);
-      moe = fmaf(s.sel_w[r], y, moe);
+#pragma unroll
+    for (int r = 0; r < kMaxTopK; ++r) {
+      if (r < k) {
+        const size_t row = size_t(s.sel[r]) * a.hidden + n;
+        const float y = warp_sum(acc[r]) + bf16_bits_to_float(L.mlp2_bias[row]);
+        moe = fmaf(s.sel_w[r], y, moe);
+      }
     }
     if (w.lane == 0) a.x[n] = ld_act(a.x + n) + moe;
   }
@@ -658,6 +725,10 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
                                  -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
     s.lut[threadIdx.x] = kE2m1[threadIdx.x];
   }
+  if (threadIdx.x < kMaxTopK) {  // valid expert ids even if a profiling run skips experts_up
+    s.sel[threadIdx.x] = 0;
+    s.sel_w[threadIdx.x] = 0.0f;
+  }
   __syncthreads();
   cooperative_groups::grid_group grid = cooperative_groups::this_grid();
   const int token = *a.token_in;
@@ -672,7 +743,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
     const LayerArgs& L = a.layers[layer];
     const bool from_embed = layer == 0 && a.start_layer == 0;
     for (int p = 0; p < int(kNumPhases); ++p) {
-      switch (static_cast<Phase>(p)) {
+      switch (static_cast<Phase>((a.phase_mask >> p) & 1u ? p : int(kNumPhases))) {
         case Phase::kNormQkvRope: phase_norm_qkv_rope(a, L, from_embed, token, s); break;
         case Phase::kAttention: phase_attention(a, L, s); break;
         case Phase::kOutProj: phase_out_proj(a, L, from_embed, token, s); break;
@@ -685,7 +756,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
       if (layer == a.stop_layer && p == a.stop_phase) return;
     }
   }
-  phase_lm_head(a, s);
+  if ((a.phase_mask >> kNumPhases) & 1u) phase_lm_head(a, s);
 }
 
 }  // namespace
