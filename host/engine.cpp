@@ -252,10 +252,11 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   a.logits = opts_.keep_logits
                  ? static_cast<float*>(alloc(sizeof(float) * size_t(c.vocab_size), "logits"))
                  : nullptr;
-  a.barrier = static_cast<uint32_t*>(alloc(sizeof(uint32_t) * 4, "sync state"));
+  a.barrier = static_cast<GridBarrierState*>(alloc(sizeof(GridBarrierState), "sync state"));
+  a.barrier_cfg = GridBarrierConfig{};
   a.counters = static_cast<uint32_t*>(alloc(sizeof(uint32_t) * (c.num_kv_heads + 1), "sync state"));
   a.control = static_cast<mk::ControlBlock*>(alloc(sizeof(mk::ControlBlock), "control block"));
-  gpu::memset_device(a.barrier, 0, sizeof(uint32_t) * 4);
+  gpu::memset_device(a.barrier, 0, sizeof(GridBarrierState));
   gpu::memset_device(a.counters, 0, sizeof(uint32_t) * (c.num_kv_heads + 1));
   gpu::memset_device(a.control, 0, sizeof(mk::ControlBlock));
   a.experts_fp8 = opts_.experts_fp8 ? 1 : 0;

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "device_ops/grid_barrier_state.h"
 #include "megakernel/control.h"
 
 namespace gptoss::mk {
@@ -64,7 +65,8 @@ struct MegakernelArgs {
   float* logits;           // [vocab] fp32, written only when non-null
 
   // Synchronisation state (device memory, zeroed once at allocation).
-  uint32_t* barrier;       // [2] grid barrier: arrival count, generation
+  GridBarrierState* barrier;     // the grid barrier (device_ops/grid_barrier.cuh), zeroed once
+  GridBarrierConfig barrier_cfg; // debug: spin cap with hang report, jitter (random nanosleep)
   uint32_t* counters;      // [num_kv_heads + 1] split-KV merge counters, LM-head counter
   ControlBlock* control;
 

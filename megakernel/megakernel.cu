@@ -2,17 +2,17 @@
 // (all layers, the final norm and the LM head with a fused argmax) for one token at batch 1.
 // Grid: one CTA of kThreads per SM, all co-resident (checked with the occupancy API at launch).
 // Per layer the six phases of megakernel/phases.h run back to back with a grid barrier after
-// each (docs/ARCHITECTURE.md gives the reason for every barrier). Work inside a phase is split
+// each (device_ops/grid_barrier.cuh; docs/ARCHITECTURE.md gives the reason for every barrier). Work inside a phase is split
 // over all warps of the grid; CTAs recompute cheap things (RMSNorm statistics, the router's
 // top-k) instead of synchronising for them.
 #include "megakernel/megakernel.h"
 
-#include <cooperative_groups.h>
 #include <cuda_bf16.h>
 #include <cuda_fp8.h>
 #include <cuda_pipeline.h>  // __pipeline_memcpy_async (cp.async) for the attention V tiles
 #include <cuda_runtime.h>
 
+#include "device_ops/grid_barrier.cuh"
 #include "host/error.h"
 #include "megakernel/phases.h"
 
@@ -730,7 +730,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
     s.sel_w[threadIdx.x] = 0.0f;
   }
   __syncthreads();
-  cooperative_groups::grid_group grid = cooperative_groups::this_grid();
+  dev::GridBarrier<> barrier(a.barrier, gridDim.x, a.barrier_cfg);
   const int token = *a.token_in;
   if (token < 0 || token >= a.vocab_size) {
     if (blockIdx.x == 0 && threadIdx.x == 0) {
@@ -752,7 +752,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
         case Phase::kExpertsDown: phase_experts_down(a, L, s); break;
         default: break;
       }
-      grid.sync();
+      barrier.sync(uint32_t(layer * int(kNumPhases) + p));
       if (layer == a.stop_layer && p == a.stop_phase) return;
     }
   }

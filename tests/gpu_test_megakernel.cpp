@@ -310,6 +310,17 @@ TEST_CASE("megakernel decoding is bit-identical across 300 runs", "[megakernel][
     identical += same;
   }
   CHECK(identical == 299);
+  // The same with the barrier's jitter mode: random sleeps of up to 2 us around every arrive and
+  // wait reorder the CTAs; any missing synchronisation would change tokens or logits.
+  gpu.args().barrier_cfg.jitter_max_ns = 2000;
+  int identical_jitter = 0;
+  for (int run = 0; run < 300; ++run) {
+    const std::vector<int> again = decode(&logits);
+    identical_jitter += again == first &&
+                        std::memcmp(logits.data(), logits0.data(), logits.size() * sizeof(float)) == 0;
+  }
+  gpu.args().barrier_cfg.jitter_max_ns = 0;
+  CHECK(identical_jitter == 300);
 }
 
 TEST_CASE("synthetic weights generated on the GPU equal the host generator's, bit for bit",
