@@ -10,6 +10,7 @@
 #pragma once
 
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -22,6 +23,25 @@
 namespace gptoss::conv {
 
 enum class CheckpointLayout { kHF, kOriginal };
+
+// One stored tensor that holds part (or all) of a canonical tensor.
+struct SourcePiece {
+  std::string name;            // as stored, e.g. "model.layers.3.self_attn.k_proj.weight"
+  DType dtype;
+  std::vector<int64_t> shape;  // as stored
+  uint64_t canonical_offset;   // byte offset of this piece inside the canonical tensor
+  uint64_t num_bytes() const;
+};
+
+// The stored tensors whose concatenation (in order) is canonical tensor `canonical_name` of
+// `config` in `layout` (FACTS.md 2.2 / 2.4): HF qkv = q_proj | k_proj | v_proj rows, all other
+// tensors one piece. Throws gptoss::Error for a name that is not canonical for `config`.
+std::vector<SourcePiece> source_pieces(const ModelConfig& config, CheckpointLayout layout,
+                                       const std::string& canonical_name);
+
+// "layers.3.qkv.weight" -> layer 3, suffix "qkv.weight"; global tensors give layer -1.
+// False when the name has no valid layer number.
+bool split_canonical_name(const std::string& name, int* layer, std::string* suffix);
 
 class Checkpoint {
  public:
@@ -40,6 +60,11 @@ class Checkpoint {
 
   // Sum of the sizes of the safetensors files (what the converter will read).
   uint64_t total_file_bytes() const;
+
+  // The safetensors files in the order they were opened, and the file holding a stored tensor
+  // (nullptr if none).
+  const std::vector<SafetensorsFile>& shards() const { return shards_; }
+  const SafetensorsFile* shard_of(const std::string& source_name) const;
 
  private:
   std::filesystem::path dir_;

@@ -57,6 +57,7 @@ class SafetensorsFile {
                                std::span<const std::byte> file_bytes, const std::string& label);
 
   const std::filesystem::path& path() const { return path_; }
+  uint64_t file_size() const { return file_size_; }  // header included
   const std::vector<SafetensorsTensor>& tensors() const { return tensors_; }
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const SafetensorsTensor* find(const std::string& name) const;  // nullptr if absent
@@ -70,6 +71,7 @@ class SafetensorsFile {
   std::vector<SafetensorsTensor> tensors_;
   std::map<std::string, size_t> index_;
   std::map<std::string, std::string> metadata_;
+  uint64_t file_size_ = 0;
 };
 
 // Streaming writer: the header is written from the declared tensors, then each tensor's bytes
@@ -83,9 +85,29 @@ struct SafetensorsEntry {
 };
 
 // Writes `path` (via a temporary file renamed at the end). Returns the bytes written.
+// Fill functions are called in order from one (non-calling) thread while the calling thread
+// writes the previous chunk.
 uint64_t write_safetensors(const std::filesystem::path& path,
                            const std::vector<SafetensorsEntry>& entries,
                            const std::map<std::string, std::string>& metadata = {},
                            const std::function<void(uint64_t bytes_done)>& progress = {});
+
+struct SafetensorsWriteOptions {
+  std::map<std::string, std::string> metadata;
+  std::function<void(uint64_t bytes_done)> progress;  // data bytes written so far, this file
+  size_t chunk_bytes = 32u << 20;  // the bounded buffer (two of them are live at once)
+  // > 1: each chunk's fill is split over this many threads by byte range, so fill functions
+  // must be pure (any byte range, any order, concurrently).
+  int fill_threads = 1;
+};
+uint64_t write_safetensors(const std::filesystem::path& path,
+                           const std::vector<SafetensorsEntry>& entries,
+                           const SafetensorsWriteOptions& options);
+
+// The header text (JSON padded with spaces to a multiple of 8) for `entries` written in order;
+// `data_bytes` receives the size of the data area.
+std::string safetensors_header(const std::vector<SafetensorsEntry>& entries,
+                               const std::map<std::string, std::string>& metadata,
+                               uint64_t* data_bytes);
 
 }  // namespace gptoss::conv
