@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
 
   // One line per subcommand (host/cli.h).
   // (subcommands are added by their issues: synth, convert, info, generate, tokenize, bench)
+  gptoss::cli::add_tokenize_commands(app);
   gptoss::cli::add_synth_command(app);
   gptoss::cli::add_convert_command(app);
   gptoss::cli::add_info_command(app);

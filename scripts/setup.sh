@@ -13,3 +13,12 @@ if ((${#missing[@]})); then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The tokenizer's js-tiktoken comparison (tests/js/run.sh, a ctest) needs node and npm: Debian's,
+# installed only when no node is on PATH (added by the tokenizer work).
+if ! command -v node >/dev/null; then
+  echo "setup: installing nodejs npm" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends nodejs npm
+fi
