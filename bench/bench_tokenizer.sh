@@ -5,7 +5,7 @@
 # its ids against js-tiktoken's before reporting. Needs node (scripts/setup.sh).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-bin=${1:-$root/build/gptoss}
+bin=$(realpath "${1:-$root/build/gptoss}")
 mb=${2:-2}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -17,6 +17,8 @@
 #include <chrono>
 #include <csignal>
 #include <cstring>
+#include <deque>
+#include <utility>
 
 #include <fmt/format.h>
 #define XXH_INLINE_ALL  // header-only xxHash (XXH64 streaming API)
@@ -32,6 +34,7 @@ namespace fs = std::filesystem;
 namespace ar = archive;
 
 constexpr uint64_t kChunkBytes = 64ull << 20;
+constexpr size_t kWriteBehindChunks = 1;  // chunks of dirty output in flight beyond the current
 
 // ---- interrupts ----------------------------------------------------------------------------------
 // The handler only records the signal; the copy loop polls it between chunks and unwinds, so the
@@ -146,29 +149,31 @@ void write_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset,
   }
 }
 
-// Starts writeback of each chunk as it is written and waits for (then drops from the page
-// cache) the chunk before it: dirty memory stays at about two chunks, the disk stays busy.
+// Starts writeback of each chunk as it is written and, kWriteBehindChunks chunks later, waits
+// for it and drops it from the page cache: dirty memory stays bounded (a few chunks) while the
+// disk always has queued work. Measured on the 20b shape with a cached source on the 2-core dev
+// VM: depth 1 ran at 0.49-0.81 GB/s, depth 4 at 0.42-0.53, depth 16 at 0.33 (the disk, not the
+// CPU at 30-47%, is the limit, and deeper queues only add dirty memory).
 class WriteBehind {
  public:
   explicit WriteBehind(int fd) : fd_(fd) {}
   void wrote(uint64_t offset, uint64_t num_bytes) {
     ::sync_file_range(fd_, static_cast<off_t>(offset), static_cast<off_t>(num_bytes),
                       SYNC_FILE_RANGE_WRITE);
-    if (prev_bytes_ > 0) {
-      ::sync_file_range(fd_, static_cast<off_t>(prev_offset_), static_cast<off_t>(prev_bytes_),
+    pending_.push_back({offset, num_bytes});
+    if (pending_.size() > kWriteBehindChunks) {
+      const auto [off, n] = pending_.front();
+      pending_.pop_front();
+      ::sync_file_range(fd_, static_cast<off_t>(off), static_cast<off_t>(n),
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
                             SYNC_FILE_RANGE_WAIT_AFTER);
-      ::posix_fadvise(fd_, static_cast<off_t>(prev_offset_), static_cast<off_t>(prev_bytes_),
-                      POSIX_FADV_DONTNEED);
+      ::posix_fadvise(fd_, static_cast<off_t>(off), static_cast<off_t>(n), POSIX_FADV_DONTNEED);
     }
-    prev_offset_ = offset;
-    prev_bytes_ = num_bytes;
   }
 
  private:
   int fd_;
-  uint64_t prev_offset_ = 0;
-  uint64_t prev_bytes_ = 0;
+  std::deque<std::pair<uint64_t, uint64_t>> pending_;
 };
 
 // Page-rounded madvise on part of a read-only file mapping. Rounding outward is harmless: a
@@ -180,9 +185,15 @@ void advise_pages(const std::byte* p, uint64_t num_bytes, int advice) {
   if (e > b) ::madvise(reinterpret_cast<void*>(b), e - b, advice);
 }
 
+// "layers.{i}.<suffix>" for one of the two E8M0 scale tensors.
 bool is_e8m0_scales(std::string_view name) {
-  return name.ends_with(std::string(".") + std::string(tensor_names::kMlp1Scales)) ||
-         name.ends_with(std::string(".") + std::string(tensor_names::kMlp2Scales));
+  for (std::string_view suffix : {tensor_names::kMlp1Scales, tensor_names::kMlp2Scales}) {
+    if (name.size() > suffix.size() && name.ends_with(suffix) &&
+        name[name.size() - suffix.size() - 1] == '.') {
+      return true;
+    }
+  }
+  return false;
 }
 
 std::string human_bytes(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }

@@ -90,9 +90,11 @@ std::vector<TensorSpec> archive_tensors(const ModelConfig& config, const WeightF
   std::vector<TensorSpec> out;
   for (TensorSpec& spec : canonical_tensors(config)) {
     const std::string_view n = spec.name;
-    const bool is_attn = n.starts_with("layers.") &&
-                         (n.ends_with(std::string(".") + std::string(tn::kQkvWeight)) ||
-                          n.ends_with(std::string(".") + std::string(tn::kOutWeight)));
+    auto layer_suffix = [&](std::string_view suffix) {
+      return n.starts_with("layers.") && n.size() > suffix.size() && n.ends_with(suffix) &&
+             n[n.size() - suffix.size() - 1] == '.';
+    };
+    const bool is_attn = layer_suffix(tn::kQkvWeight) || layer_suffix(tn::kOutWeight);
     const bool fp8 = (is_attn && formats.attn == ar::WeightFormat::kFP8) ||
                      (n == tn::kLmHead && formats.lm_head == ar::WeightFormat::kFP8);
     if (!fp8) {

@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   gptoss::cli::add_synth_command(app);
   gptoss::cli::add_convert_command(app);
   gptoss::cli::add_info_command(app);
+  gptoss::cli::add_generate_command(app);
+  gptoss::cli::add_bench_command(app);
 
   try {
     app.parse(argc, argv);

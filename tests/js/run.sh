@@ -3,8 +3,8 @@
 # js-tiktoken from package-lock.json (npm ci) when node_modules is missing or stale, writes the
 # js-tiktoken corpus to OUT.jsonl, then runs the hidden Catch2 case "[js-tiktoken]" on it.
 set -euo pipefail
-test_cpu=$1
-out=$2
+test_cpu=$(realpath "$1")
+out=$(realpath -m "$2")
 cd "$(dirname "$0")"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
   echo "error: node and npm are needed for the js-tiktoken comparison" >&2

@@ -1,0 +1,305 @@
+// generate_cli.cpp — `gptoss generate`: greedy decoding from token ids (--tokens) or a text prompt
+// (-p, rendered as a harmony user message unless --raw) on the CPU reference or the GPU
+// megakernel. The model comes from an archive (-m) or is generated from a seed (--synthetic).
+// Output: generated ids (--tokens) or text (-p: the final channel on stdout, other channels on
+// stderr); timings (prefill and decode tokens/s) on stderr.
+#include <charconv>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "converter/synth.h"
+#include "host/archive.h"
+#include "host/cli.h"
+#include "host/engine.h"
+#include "host/error.h"
+#include "host/gpu.h"
+#include "host/harmony.h"
+#include "host/reference/forward.h"
+#include "host/reference/memory_model.h"
+#include "host/tokenizer.h"
+
+namespace gptoss::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string synthetic;
+  uint64_t seed = 1;
+  std::string tokens;
+  std::string prompt;
+  std::string developer;
+  std::string reasoning = "medium";
+  std::string date;
+  bool raw = false;
+  bool hide_analysis = false;
+  int num_tokens = 16;
+  std::string backend = "auto";
+  std::string experts = "bf16";
+  int max_context = 4096;
+  int threads = 0;
+};
+
+// "1, 2,3" -> {1, 2, 3}; names the first bad entry.
+std::vector<int> parse_token_list(const std::string& text) {
+  std::vector<int> ids;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t end = text.find(',', start);
+    if (end == std::string::npos) end = text.size();
+    std::string_view item(text.data() + start, end - start);
+    while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+    while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+    int v = 0;
+    const auto [ptr, ec] = std::from_chars(item.data(), item.data() + item.size(), v);
+    if (item.empty() || ec != std::errc() || ptr != item.data() + item.size() || v < 0) {
+      throw Error(fmt::format("--tokens: '{}' is not a token id", item),
+                  "give comma-separated non-negative integers, e.g. --tokens 1,2,3");
+    }
+    ids.push_back(v);
+    start = end + 1;
+  }
+  return ids;
+}
+
+// Where the weights come from: an archive's mapping, or host memory for --synthetic on the CPU.
+struct ModelSource {
+  std::optional<MappedArchive> archive;
+  std::unique_ptr<ref::MemoryModel> memory;
+  ModelWeights weights;  // bound unless the GPU generates synthetic weights itself
+  ModelConfig config;
+  std::string label;
+};
+
+tok::Tokenizer load_tokenizer(const ModelSource& src) {
+  if (src.archive && src.archive->tokenizer_format() != archive::TokenizerFormat::kNone) {
+    const auto format = src.archive->tokenizer_format() == archive::TokenizerFormat::kTiktoken
+                            ? tok::kBlobFormatTiktoken
+                            : tok::kBlobFormatHfJson;
+    return tok::Tokenizer::from_blob(format, src.archive->tokenizer_blob());
+  }
+  return tok::Tokenizer::load_default();
+}
+
+void run_generate(const GenerateOptions& o) {
+  if (o.model.empty() == o.synthetic.empty()) {
+    throw Error("generate needs exactly one of -m FILE and --synthetic SHAPE",
+                "e.g. gptoss generate -m model.gptoss --tokens 1,2,3");
+  }
+  if (o.tokens.empty() == o.prompt.empty()) {
+    throw Error("generate needs exactly one of --tokens IDS and -p/--prompt TEXT",
+                "e.g. --tokens 1,2,3 or -p \"What is 2 + 2?\"");
+  }
+  if (o.num_tokens < 0) throw Error(fmt::format("-n {}: must be >= 0", o.num_tokens));
+  const ref::ExpertMode experts = ref::parse_expert_mode(o.experts);
+
+  // Backend: auto picks the GPU when one is usable.
+  std::string backend = o.backend;
+  if (backend == "auto") {
+    std::string why;
+    if (gpu::available(&why)) {
+      backend = "cuda";
+    } else {
+      backend = "cpu";
+      fmt::print(stderr, "note: no usable GPU ({}); using the CPU reference\n", why);
+    }
+  }
+
+  ModelSource src;
+  if (!o.model.empty()) {
+    src.archive.emplace(MappedArchive::open(o.model));
+    src.config = src.archive->config();
+    src.label = o.model;
+    if (backend == "cpu" && (src.archive->formats().attn != archive::WeightFormat::kBF16 ||
+                             src.archive->formats().lm_head != archive::WeightFormat::kBF16)) {
+      throw Error(fmt::format("{}: the CPU reference reads BF16 attention and LM-head weights; this "
+                              "archive has attention {} and LM head {}",
+                              o.model, weight_format_name(src.archive->formats().attn),
+                              weight_format_name(src.archive->formats().lm_head)),
+                  "convert with --attn bf16 --lm-head bf16 for the CPU backend");
+    }
+    src.weights = bind_weights(src.config, src.archive->lookup());
+  } else {
+    src.config = ModelConfig::preset(o.synthetic);
+    src.label = fmt::format("synthetic {} (seed {})", o.synthetic, o.seed);
+    if (backend == "cpu") {
+      const auto t0 = std::chrono::steady_clock::now();
+      const ModelConfig config = src.config;
+      const uint64_t seed = o.seed;
+      src.memory = std::make_unique<ref::MemoryModel>(
+          config, [&](const TensorSpec& spec, std::span<std::byte> out) {
+            conv::synth_fill(config, seed, spec, 0, out);
+          });
+      src.weights = src.memory->weights();
+      fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", src.label,
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+  }
+  const ModelConfig& config = src.config;
+
+  // The prompt.
+  std::optional<tok::Tokenizer> tokenizer;
+  std::vector<int> prompt;
+  if (!o.tokens.empty()) {
+    prompt = parse_token_list(o.tokens);
+  } else {
+    tokenizer.emplace(load_tokenizer(src));
+    std::vector<tok::TokenId> ids;
+    if (o.raw) {
+      ids = tokenizer->encode(o.prompt);
+    } else {
+      tok::SystemOptions system;
+      system.reasoning = tok::parse_reasoning_effort(o.reasoning);
+      system.current_date = o.date;
+      ids = tok::render_prompt(*tokenizer, o.prompt, system, o.developer);
+    }
+    for (tok::TokenId id : ids) prompt.push_back(static_cast<int>(id));
+  }
+  if (prompt.empty()) throw Error("the prompt is empty", "give at least one token id");
+  for (int id : prompt) {
+    if (id >= config.vocab_size) {
+      throw Error(fmt::format("prompt token {} is outside the model's vocabulary ({} ids)", id,
+                              config.vocab_size),
+                  "use ids below the vocabulary size");
+    }
+  }
+  if (o.max_context <= 0 || o.max_context > config.max_context) {
+    throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
+                            o.max_context, config.max_context));
+  }
+  if (static_cast<int>(prompt.size()) > o.max_context) {
+    throw Error(fmt::format("the prompt has {} tokens, more than --max-context {}", prompt.size(),
+                            o.max_context),
+                "shorten the prompt or raise --max-context");
+  }
+
+  // One decode step: runs `token` at `pos`, returns the greedy next token.
+  std::function<int(int, int)> step;
+  std::unique_ptr<ref::Reference> cpu;
+  std::unique_ptr<GpuEngine> gpu_engine;
+  if (backend == "cpu") {
+    cpu = std::make_unique<ref::Reference>(
+        src.weights, ref::ReferenceOptions{experts, o.threads, o.max_context});
+    step = [&](int token, int) { return cpu->step(token); };
+  } else {
+    GpuEngineOptions go;
+    go.max_context = o.max_context;
+    go.experts_fp8 = experts == ref::ExpertMode::kFp8;
+    gpu_engine = src.memory || src.archive
+                     ? std::make_unique<GpuEngine>(src.weights, go)
+                     : std::make_unique<GpuEngine>(config, o.seed, go);
+    step = [&](int token, int pos) { return gpu_engine->step(token, pos); };
+  }
+  const std::string backend_label =
+      backend == "cpu" ? fmt::format("cpu, {} threads", cpu->pool().num_threads()) : backend;
+  fmt::print(stderr, "{}: {} prompt tokens, {} experts, backend {}\n", src.label, prompt.size(),
+             ref::expert_mode_name(experts), backend_label);
+
+  // Text output: harmony channels (final on stdout, the others on stderr), or --raw bytes.
+  std::optional<tok::HarmonyStream> harmony;
+  std::optional<tok::StreamDecoder> raw_text;
+  if (tokenizer && o.raw) raw_text.emplace(*tokenizer);
+  if (tokenizer && !o.raw) harmony.emplace(*tokenizer);
+  std::string channel;
+  std::vector<int> generated;
+  auto emit = [&](int id) {  // returns false when generation must stop
+    generated.push_back(id);
+    if (raw_text) {
+      fmt::print("{}", raw_text->push(static_cast<tok::TokenId>(id)));
+      std::fflush(stdout);
+      return true;
+    }
+    if (!harmony) return true;
+    const tok::HarmonyDelta d = harmony->push(static_cast<tok::TokenId>(id));
+    if (d.text.empty()) return !d.done;
+    if (d.channel == "final") {
+      fmt::print("{}", d.text);
+      std::fflush(stdout);
+    } else if (!o.hide_analysis) {
+      if (d.channel != channel) fmt::print(stderr, "\n[{}]\n", d.channel.empty() ? "no channel" : d.channel);
+      fmt::print(stderr, "{}", d.text);
+    }
+    channel = d.channel;
+    return !d.done;
+  };
+
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  int pos = 0, next = -1;
+  for (int id : prompt) next = step(id, pos++);
+  const double prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
+  const auto t1 = Clock::now();
+  bool context_full = false;
+  if (o.num_tokens > 0 && emit(next)) {
+    while (static_cast<int>(generated.size()) < o.num_tokens) {
+      if (pos >= o.max_context) {
+        context_full = true;
+        break;
+      }
+      next = step(next, pos++);
+      if (!emit(next)) break;
+    }
+  }
+  const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();
+
+  if (raw_text) {
+    fmt::print("{}\n", raw_text->flush());
+  } else if (harmony) {
+    harmony->finish();
+    fmt::print("\n");
+  } else {
+    std::string line;
+    for (size_t i = 0; i < generated.size(); ++i) line += fmt::format("{}{}", i ? "," : "", generated[i]);
+    fmt::print("{}\n", line);
+  }
+  if (context_full) {
+    fmt::print(stderr, "note: stopped after {} tokens at the context limit (--max-context {})\n",
+               generated.size(), o.max_context);
+  }
+  const size_t decode_steps = generated.empty() ? 0 : generated.size() - 1;
+  fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", prompt.size(),
+             prefill_s, prompt.size() / prefill_s);
+  if (decode_steps > 0) {
+    fmt::print(stderr, "decode: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", decode_steps,
+               decode_s, decode_steps / decode_s);
+  }
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto opts = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "greedy decoding from token ids or a prompt");
+  cmd->add_option("-m,--model", opts->model, "a .gptoss archive (gptoss convert)");
+  cmd->add_option("--synthetic", opts->synthetic, "synthetic weights instead: tiny, 20b or 120b");
+  cmd->add_option("--seed", opts->seed, "seed of the synthetic weights")->capture_default_str();
+  cmd->add_option("--tokens", opts->tokens, "prompt as comma-separated token ids, e.g. 1,2,3");
+  cmd->add_option("-p,--prompt", opts->prompt, "prompt text, sent as a harmony user message");
+  cmd->add_option("--developer", opts->developer, "harmony developer instructions (with -p)");
+  cmd->add_option("--reasoning", opts->reasoning, "harmony reasoning effort: low|medium|high")
+      ->capture_default_str();
+  cmd->add_option("--date", opts->date, "harmony system message date, YYYY-MM-DD (default: none)");
+  cmd->add_flag("--raw", opts->raw, "with -p: encode the text as is (no harmony), print raw text");
+  cmd->add_flag("--hide-analysis", opts->hide_analysis, "with -p: do not print non-final channels");
+  cmd->add_option("-n", opts->num_tokens, "number of tokens to generate")->capture_default_str();
+  cmd->add_option("--backend", opts->backend, "auto (GPU if usable), cpu or cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
+      ->capture_default_str();
+  cmd->add_option("--experts", opts->experts, "expert activations: bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}))
+      ->capture_default_str();
+  cmd->add_option("--max-context", opts->max_context, "KV cache capacity in positions")
+      ->capture_default_str();
+  cmd->add_option("--threads", opts->threads, "CPU backend threads (0: all cores)")
+      ->capture_default_str();
+  cmd->callback([opts] { run_generate(*opts); });
+}
+
+}  // namespace gptoss::cli

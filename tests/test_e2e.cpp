@@ -1,0 +1,402 @@
+// test_e2e.cpp — the CPU reference against transformers (tag [e2e]). The fixture
+// (tests/fixtures/make_hf_fixture.py, run on the GPU machine) holds transformers' FP32 logits for a
+// synthetic checkpoint; this test regenerates the same checkpoint with synth, converts it, runs
+// the reference over the same tokens and compares position by position. Disagreements must be
+// explained by a logit or router near-tie, never by loose tolerances. Without the fixture file the
+// test warns "SKIPPED" and returns (the fixture only exists after the GPU run).
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include <catch2/catch.hpp>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "converter/convert.h"
+#include "converter/synth.h"
+#include "host/archive.h"
+#include "host/reference/forward.h"
+#include "tests/reference/naive_model.h"
+#include "tests/temp_dir.h"
+
+using namespace gptoss;
+namespace fs = std::filesystem;
+
+namespace {
+
+// The fixture the CI compares against: tiny (4 layers, 8 experts, real widths) with the vocabulary
+// cut to 8192 so that synth + convert + 332 reference steps fit a 2-core CI machine (0.7 GB of
+// checkpoint instead of 3.2 GB; the LM head is a plain BF16 GEMV whose length does not change what
+// is validated here). GPTOSS_HF_FIXTURE overrides the path.
+constexpr const char* kFixtureName = "hf_tiny_v8192_seed1.json";
+
+// ---- tolerances, each with its reason ------------------------------------------------------------
+// The reference stores BF16 at five points per layer (DESIGN.md section 6); transformers in FP32
+// is the exact model up to FP32 summation order. Against the naive FP64 model on this checkpoint
+// (the [.e2e_selfcheck] test, same comparison code) the reference's worst recorded-logit error
+// away from near-ties is a few percent of the logit RMS; a wrong mask, rotation, bias or expert
+// formula moves logits by O(1) RMS. Hence:
+constexpr double kLogitErrRms = 0.15;  // max |ref - hf| over the top-k ids, in logit-RMS units
+constexpr double kCenteredCos = 0.99;  // Pearson correlation of the top-k logits
+constexpr double kMeanKl = 2e-3;       // mean KL(hf || ref) on the recorded support, nats
+constexpr double kLseErrRms = 0.05;    // |logsumexp difference| in logit-RMS units
+// A top-1 (greedy) disagreement is a near-tie when either model's top-1 minus top-2 margin is
+// under this many logit-RMS units: BF16 storage moves logits by up to a few percent of the RMS.
+constexpr double kLogitTieRms = 0.1;
+// Router logits of the two models differ by ~1% of their RMS (BF16 t, FP32 vs FP32 sums); a
+// 4th-5th gap under 5% of the RMS can flip the chosen set, and then that position's residual
+// legitimately moves by O(1) (DESIGN.md section 8), so it is reported, not compared.
+constexpr double kRouterTieRms = 0.05;
+// Positions whose comparison is skipped as near-ties must stay rare, or the "explanations" would
+// hide a real bug.
+constexpr double kMaxTieFraction = 0.15;
+
+struct Fixture {
+  std::string path;
+  std::string shape;
+  uint64_t seed = 0;
+  int vocab = 0, layers = 0, experts = 0;
+  nlohmann::json config;
+  std::vector<int> tokens;
+  std::vector<std::vector<int>> top_ids;        // [pos][k]
+  std::vector<std::vector<double>> top_logits;  // [pos][k]
+  std::vector<double> logsumexp;                // [pos]
+  std::map<int, std::vector<double>> full_rows;
+  std::vector<std::vector<std::vector<double>>> router_logits;  // [pos][layer][expert]
+  std::vector<int> greedy;
+  std::vector<double> greedy_margins;
+};
+
+Fixture load_fixture(const std::string& path) {
+  std::ifstream in(path);
+  REQUIRE(in.good());
+  const nlohmann::json j = nlohmann::json::parse(in);
+  REQUIRE(j.at("format") == "gptoss-hf-fixture-v1");
+  Fixture f;
+  f.path = path;
+  f.shape = j.at("checkpoint").at("shape").get<std::string>();
+  f.seed = j.at("checkpoint").at("seed").get<uint64_t>();
+  f.vocab = j.at("checkpoint").value("vocab", 0);
+  f.layers = j.at("checkpoint").value("layers", 0);
+  f.experts = j.at("checkpoint").value("experts", 0);
+  f.config = j.at("config");
+  f.tokens = j.at("tokens").get<std::vector<int>>();
+  f.top_ids = j.at("top_ids").get<std::vector<std::vector<int>>>();
+  f.top_logits = j.at("top_logits").get<std::vector<std::vector<double>>>();
+  f.logsumexp = j.at("logsumexp").get<std::vector<double>>();
+  for (const auto& [k, v] : j.at("full_rows").items()) f.full_rows[std::stoi(k)] = v.get<std::vector<double>>();
+  f.router_logits = j.at("router_logits").get<std::vector<std::vector<std::vector<double>>>>();
+  f.greedy = j.at("greedy").at("tokens").get<std::vector<int>>();
+  f.greedy_margins = j.at("greedy").at("margins").get<std::vector<double>>();
+  REQUIRE(f.top_ids.size() == f.tokens.size());
+  REQUIRE(f.top_logits.size() == f.tokens.size());
+  REQUIRE(f.logsumexp.size() == f.tokens.size());
+  REQUIRE(f.router_logits.size() == f.tokens.size());
+  return f;
+}
+
+double rms_of(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += double(x) * x;
+  return std::sqrt(s / double(v.size()));
+}
+
+double logsumexp_of(const std::vector<float>& v) {
+  const double m = *std::max_element(v.begin(), v.end());
+  double s = 0;
+  for (float x : v) s += std::exp(double(x) - m);
+  return m + std::log(s);
+}
+
+// The chosen expert set (top-k raw logits, lowest index on ties) and the k-th minus (k+1)-th gap.
+std::pair<std::vector<int>, double> top_set(const std::vector<double>& logits, int k) {
+  std::vector<int> order(logits.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return logits[a] > logits[b]; });
+  std::vector<int> set(order.begin(), order.begin() + k);
+  std::sort(set.begin(), set.end());
+  const double gap = k < int(logits.size()) ? logits[order[k - 1]] - logits[order[k]] : 1e30;
+  return {set, gap};
+}
+
+// Something that produces logits for a token sequence one position at a time: the reference, or
+// (self-check) the naive FP64 model standing in for transformers.
+struct Report {
+  int positions = 0, compared = 0, top1_agree = 0, top1_explained = 0;
+  int router_mismatch_explained = 0;
+  std::vector<std::string> unexplained;  // position descriptions that fail the test
+  std::vector<std::string> ties;         // near-tie positions (reported, not compared)
+  double worst_err = 0, worst_lse = 0, min_cos = 1, sum_kl = 0, worst_full_err = 0;
+  double min_full_cos = 1;
+  int greedy_agree = 0, greedy_checked = 0;
+};
+
+// Runs `r` over the fixture's tokens and compares. Reference-side router data comes from r.
+Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
+  Report rep;
+  const ModelConfig& c = r.config();
+  const int k = c.experts_per_token;
+  for (size_t p = 0; p < f.tokens.size(); ++p) {
+    const int ref_top1 = r.step(f.tokens[p]);
+    const std::vector<float>& L = r.logits();
+    const double rms = rms_of(L);
+    ++rep.positions;
+    // Router near-ties at this position, in either model.
+    bool router_tie = false;
+    for (int l = 0; l < c.num_layers; ++l) {
+      const auto& hf_router = f.router_logits[p][static_cast<size_t>(l)];
+      double hf_rms = 0;
+      for (double v : hf_router) hf_rms += v * v;
+      hf_rms = std::sqrt(hf_rms / double(hf_router.size()));
+      const auto [hf_set, hf_gap] = top_set(hf_router, k);
+      std::vector<int> ref_set = r.layer(l).experts;
+      std::sort(ref_set.begin(), ref_set.end());
+      const bool tie = hf_gap < kRouterTieRms * hf_rms ||
+                       r.layer(l).margins.kth_gap < kRouterTieRms * hf_rms;
+      router_tie |= tie;
+      if (ref_set != hf_set) {
+        if (tie) {
+          ++rep.router_mismatch_explained;
+        } else {
+          rep.unexplained.push_back(fmt::format(
+              "position {} layer {}: experts differ with a 4th-5th gap of {:.3f} ({:.1f}% of the "
+              "router RMS)", p, l, hf_gap, 100 * hf_gap / hf_rms));
+        }
+      }
+    }
+    const auto& ids = f.top_ids[p];
+    const auto& hf = f.top_logits[p];
+    const double hf_margin = hf[0] - hf[1];
+    const bool logit_tie = hf_margin < kLogitTieRms * rms || r.logit_margin() < kLogitTieRms * rms;
+    if (ref_top1 == ids[0]) {
+      ++rep.top1_agree;
+    } else if (logit_tie || router_tie) {
+      ++rep.top1_explained;
+    } else {
+      rep.unexplained.push_back(fmt::format(
+          "position {}: top-1 {} (ref) vs {} (hf), margins {:.3f} / {:.3f} with logit RMS {:.3f}",
+          p, ref_top1, ids[0], r.logit_margin(), hf_margin, rms));
+    }
+    if (router_tie) {
+      rep.ties.push_back(fmt::format("{}{}", p, logit_tie ? "(logit+router)" : "(router)"));
+      continue;  // the residual legitimately differs at this position
+    }
+    // Errors over the recorded support.
+    const double lse_ref = logsumexp_of(L);
+    double err = 0, kl = 0, ma = 0, mb = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const double a = L[static_cast<size_t>(ids[i])], b = hf[i];
+      err = std::max(err, std::fabs(a - b));
+      const double pb = std::exp(b - f.logsumexp[p]);
+      kl += pb * ((b - f.logsumexp[p]) - (a - lse_ref));
+      ma += a;
+      mb += b;
+    }
+    ma /= double(ids.size());
+    mb /= double(ids.size());
+    double sab = 0, saa = 0, sbb = 0;
+    for (size_t i = 0; i < ids.size(); ++i) {
+      const double a = L[static_cast<size_t>(ids[i])] - ma, b = hf[i] - mb;
+      sab += a * b;
+      saa += a * a;
+      sbb += b * b;
+    }
+    const double cos = sab / std::sqrt(saa * sbb);
+    ++rep.compared;
+    rep.worst_err = std::max(rep.worst_err, err / rms);
+    rep.worst_lse = std::max(rep.worst_lse, std::fabs(lse_ref - f.logsumexp[p]) / rms);
+    rep.min_cos = std::min(rep.min_cos, cos);
+    rep.sum_kl += kl;
+    if (auto it = f.full_rows.find(static_cast<int>(p)); it != f.full_rows.end()) {
+      REQUIRE(it->second.size() == L.size());
+      double ferr = 0, fab = 0, faa = 0, fbb = 0;
+      for (size_t v = 0; v < L.size(); ++v) {
+        ferr = std::max(ferr, std::fabs(L[v] - it->second[v]));
+        fab += L[v] * it->second[v];
+        faa += double(L[v]) * L[v];
+        fbb += it->second[v] * it->second[v];
+      }
+      rep.worst_full_err = std::max(rep.worst_full_err, ferr / rms);
+      rep.min_full_cos = std::min(rep.min_full_cos, fab / std::sqrt(faa * fbb));
+    }
+  }
+  // Greedy continuation: feed transformers' greedy tokens (so a near-tie cannot derail the rest)
+  // and check that the reference picks the same token at each step.
+  int next = gptoss::ref::greedy_argmax(r.logits());
+  for (size_t i = 0; i < f.greedy.size(); ++i) {
+    const double rms = rms_of(r.logits());
+    ++rep.greedy_checked;
+    if (next == f.greedy[i]) {
+      ++rep.greedy_agree;
+    } else if (!(f.greedy_margins[i] < kLogitTieRms * rms || r.logit_margin() < kLogitTieRms * rms)) {
+      rep.unexplained.push_back(fmt::format("greedy step {}: {} (ref) vs {} (hf), margins {:.3f} / "
+                                            "{:.3f}", i, next, f.greedy[i], r.logit_margin(),
+                                            f.greedy_margins[i]));
+    }
+    if (i + 1 < f.greedy.size()) next = r.step(f.greedy[i]);
+  }
+  return rep;
+}
+
+void check_report(const Report& rep) {
+  const double mean_kl = rep.compared ? rep.sum_kl / rep.compared : 0;
+  const std::string summary = fmt::format(
+      "{} positions: top-1 agree {} (+{} explained by near-ties), compared {} (near-ties skipped: "
+      "{}), worst recorded-logit err {:.4f} RMS, worst lse err {:.4f} RMS, min centered cosine "
+      "{:.5f}, mean KL {:.2e}, full rows: worst err {:.4f} RMS, min cosine {:.6f}; router "
+      "mismatches at near-ties {}; greedy {}/{} agree",
+      rep.positions, rep.top1_agree, rep.top1_explained, rep.compared, rep.ties.size(),
+      rep.worst_err, rep.worst_lse, rep.min_cos, mean_kl, rep.worst_full_err, rep.min_full_cos,
+      rep.router_mismatch_explained, rep.greedy_agree, rep.greedy_checked);
+  WARN(summary);  // always shown: the numbers are the point of this test
+  if (!rep.ties.empty()) {
+    std::string list;
+    for (const auto& t : rep.ties) list += " " + t;
+    WARN("near-tie positions (explained, not compared):" + list);
+  }
+  for (const auto& u : rep.unexplained) {
+    INFO(u);
+    CHECK(false);
+  }
+  CHECK(rep.compared > 0);
+  CHECK(double(rep.ties.size()) <= kMaxTieFraction * rep.positions);
+  CHECK(rep.worst_err <= kLogitErrRms);
+  CHECK(rep.worst_lse <= kLseErrRms);
+  CHECK(rep.min_cos >= kCenteredCos);
+  CHECK(mean_kl <= kMeanKl);
+  CHECK(rep.worst_full_err <= kLogitErrRms);
+}
+
+ModelConfig fixture_config(const Fixture& f) {
+  const ModelConfig c = conv::synth_config(f.shape, f.layers, f.experts, f.vocab);
+  const ModelConfig from_fixture = ModelConfig::from_json(f.config, f.path + " config");
+  INFO("the fixture's config.json must be what synth writes for its shape and overrides");
+  REQUIRE(from_fixture == c);
+  return c;
+}
+
+// synth -> HF files -> convert -> archive, exactly as a user would (the transformers side read the
+// same HF files).
+fs::path regenerate_archive(const Fixture& f, const ModelConfig& c, const fs::path& dir) {
+  conv::SynthWriteOptions so;
+  conv::write_synth_checkpoint(dir / "ckpt", c, f.seed, so);
+  conv::ConvertOptions co;
+  co.checkpoint = dir / "ckpt";
+  co.output = dir / "model.gptoss";
+  co.no_tokenizer = true;
+  co.write.handle_signals = false;
+  conv::convert_checkpoint(co);
+  fs::remove_all(dir / "ckpt");
+  return co.output;
+}
+
+std::string fixture_path() {
+  if (const char* env = std::getenv("GPTOSS_HF_FIXTURE")) return env;
+  return (fs::path(GPTOSS_TEST_FIXTURES) / kFixtureName).string();
+}
+
+}  // namespace
+
+TEST_CASE("CPU reference matches transformers FP32 on a synthetic checkpoint", "[e2e]") {
+  const std::string path = fixture_path();
+  if (!fs::exists(path)) {
+    WARN("SKIPPED: transformers fixture " << path << " not found; it is made on the GPU machine "
+         "by tests/fixtures/make_hf_fixture.py (see its header for the two commands)");
+    return;
+  }
+  const Fixture f = load_fixture(path);
+  const ModelConfig c = fixture_config(f);
+  test::TempDir tmp;
+  const fs::path archive_path = regenerate_archive(f, c, tmp.path);
+  const MappedArchive archive = MappedArchive::open(archive_path);
+  const ModelWeights w = bind_weights(archive.config(), archive.lookup());
+  ref::Reference r(w, {ref::ExpertMode::kBf16, 0,
+                       static_cast<int>(f.tokens.size() + f.greedy.size())});
+  check_report(compare_with_fixture(r, f));
+}
+
+// Not run by default. Builds a fixture from the naive FP64 model (the exact model, like
+// transformers in FP32) for the same checkpoint and runs the same comparison: it checks the
+// comparison code itself and calibrates the tolerances above without a GPU. Slow (~1 s per
+// position). GPTOSS_SELFCHECK_POSITIONS (default 300) and GPTOSS_SELFCHECK_OUT (write the fixture
+// JSON there) adjust it.
+TEST_CASE("e2e comparison self-check against the naive FP64 model", "[.e2e_selfcheck]") {
+  int positions = 300;
+  if (const char* env = std::getenv("GPTOSS_SELFCHECK_POSITIONS")) positions = std::atoi(env);
+  const int greedy_steps = 8, top_k = 64;
+  Fixture f;
+  f.path = "naive-fp64";
+  f.shape = "tiny";
+  f.seed = 1;
+  f.vocab = 8192;
+  const ModelConfig c = conv::synth_config(f.shape, 0, 0, f.vocab);
+  f.config = c.to_hf_json();
+  test::TempDir tmp;
+  const fs::path archive_path = regenerate_archive(f, c, tmp.path);
+  const MappedArchive archive = MappedArchive::open(archive_path);
+  const ModelWeights w = bind_weights(archive.config(), archive.lookup());
+  uint64_t s = 1234;
+  for (int i = 0; i < positions; ++i) {
+    s = s * 6364136223846793005ull + 1442695040888963407ull;
+    f.tokens.push_back(static_cast<int>((s >> 33) % static_cast<uint64_t>(c.vocab_size)));
+  }
+  naive::NaiveModel exact(w, /*round_bf16=*/false, /*fp8=*/false);
+  auto record = [&](const std::vector<double>& logits, int p, bool full) {
+    std::vector<int> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::partial_sort(order.begin(), order.begin() + top_k, order.end(),
+                      [&](int a, int b) { return logits[a] > logits[b]; });
+    order.resize(top_k);
+    std::vector<double> vals;
+    for (int id : order) vals.push_back(logits[static_cast<size_t>(id)]);
+    f.top_ids.push_back(order);
+    f.top_logits.push_back(vals);
+    const double m = vals[0];
+    double z = 0;
+    for (double v : logits) z += std::exp(v - m);
+    f.logsumexp.push_back(m + std::log(z));
+    if (full) f.full_rows[p] = logits;
+  };
+  std::vector<double> logits;
+  for (int p = 0; p < positions; ++p) {
+    logits = exact.step(f.tokens[static_cast<size_t>(p)]);
+    record(logits, p, p == 0 || p == 127 || p == 128 || p == positions - 1);
+    std::vector<std::vector<double>> router;
+    for (int l = 0; l < c.num_layers; ++l) router.push_back(exact.layer_out(l).router_logits);
+    f.router_logits.push_back(router);
+  }
+  for (int i = 0; i < greedy_steps; ++i) {
+    const int next = static_cast<int>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+    std::vector<double> sorted = logits;
+    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+    f.greedy.push_back(next);
+    f.greedy_margins.push_back(sorted[0] - sorted[1]);
+    if (i + 1 < greedy_steps) logits = exact.step(next);
+  }
+  if (const char* out = std::getenv("GPTOSS_SELFCHECK_OUT")) {
+    nlohmann::json j;
+    j["format"] = "gptoss-hf-fixture-v1";
+    j["generator"] = {{"script", "test_e2e [.e2e_selfcheck] (naive FP64 model)"}};
+    j["checkpoint"] = {{"shape", f.shape}, {"seed", f.seed}, {"vocab", f.vocab}, {"layers", 0},
+                       {"experts", 0}};
+    j["config"] = f.config;
+    j["token_seed"] = 1234;
+    j["tokens"] = f.tokens;
+    j["top_k"] = top_k;
+    j["top_ids"] = f.top_ids;
+    j["top_logits"] = f.top_logits;
+    j["logsumexp"] = f.logsumexp;
+    for (const auto& [p, row] : f.full_rows) j["full_rows"][std::to_string(p)] = row;
+    j["router_logits"] = f.router_logits;
+    j["greedy"] = {{"tokens", f.greedy}, {"margins", f.greedy_margins}};
+    std::ofstream(out) << j.dump();
+  }
+  ref::Reference r(w, {ref::ExpertMode::kBf16, 0, positions + greedy_steps});
+  check_report(compare_with_fixture(r, f));
+}
