@@ -14,4 +14,6 @@ fi
 if [ ! -f out/tiny.gptoss ]; then
   ./build/gptoss convert out/tiny-ckpt -o out/tiny.gptoss
 fi
-./build/gptoss generate -m out/tiny.gptoss -p "What is 2 + 2?" -n 24 "$@"
+# --raw: the synthetic weights never produce harmony channel headers, so print the raw text.
+./build/gptoss generate -m out/tiny.gptoss -p "The capital of France is" --raw -n 24 "$@"
+echo
