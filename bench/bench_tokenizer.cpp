@@ -78,9 +78,10 @@ void run_bench(const BenchOptions& opt) {
   });
   const Timing parse = median_ms(opt.repeats, [&] { (void)tok::Tokenizer::from_tiktoken(ranks); });
   const Timing load = median_ms(opt.repeats, [&] { (void)tok::Tokenizer::load_default(); });
-  fmt::print("load_default: {:.1f} ms wall, {:.1f} ms cpu; cpu by stage: read {:.1f}, sha256 {:.1f} "
-             "(beside the parse, in a thread), parse+index {:.1f}\n",
-             load.wall_ms, load.cpu_ms, read.cpu_ms, sha.cpu_ms, parse.cpu_ms);
+  fmt::print(
+      "load_default: {:.1f} ms wall, {:.1f} ms cpu; cpu by stage: read {:.1f}, sha256 {:.1f} "
+      "(beside the parse, in a thread), parse+index {:.1f}\n",
+      load.wall_ms, load.cpu_ms, read.cpu_ms, sha.cpu_ms, parse.cpu_ms);
 
   if (opt.text_path.empty()) return;
   const auto t = tok::Tokenizer::load_default();
@@ -123,11 +124,12 @@ void run_bench(const BenchOptions& opt) {
   fmt::print("  pre-tokenizer only: {:8.1f} MB/s cpu (scanner), {:8.1f} MB/s cpu (PCRE2 JIT)\n",
              rate(split.cpu_ms), rate(pcre.cpu_ms));
   if (opt.json) {
-    fmt::print("{{\"bench\":\"tokenizer\",\"mb\":{:.3f},\"encode_mb_s\":{:.2f},"
-               "\"encode_cpu_mb_s\":{:.2f},\"scanner_cpu_mb_s\":{:.2f},"
-               "\"pcre2_cpu_mb_s\":{:.2f},\"load_ms\":{:.2f}}}\n",
-               mb, rate(encode.wall_ms), rate(encode.cpu_ms), rate(split.cpu_ms),
-               rate(pcre.cpu_ms), load.wall_ms);
+    fmt::print(
+        "{{\"bench\":\"tokenizer\",\"mb\":{:.3f},\"encode_mb_s\":{:.2f},"
+        "\"encode_cpu_mb_s\":{:.2f},\"scanner_cpu_mb_s\":{:.2f},"
+        "\"pcre2_cpu_mb_s\":{:.2f},\"load_ms\":{:.2f}}}\n",
+        mb, rate(encode.wall_ms), rate(encode.cpu_ms), rate(split.cpu_ms), rate(pcre.cpu_ms),
+        load.wall_ms);
   }
 }
 

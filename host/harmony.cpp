@@ -131,14 +131,15 @@ std::vector<Segment> render_segments(const Conversation& conv) {
       break;
     }
   }
-  const auto first_final = std::find_if(msgs.begin(), msgs.end(),
-                                        [](const Message& m) { return m.channel == "final"; });
+  const auto first_final =
+      std::find_if(msgs.begin(), msgs.end(), [](const Message& m) { return m.channel == "final"; });
   const bool drop = conv.drop_analysis && last_assistant_is_final;
   for (auto it = msgs.begin(); it != msgs.end(); ++it) {
     if (drop && it < first_final && it->channel == "analysis") continue;
     if (it->role == Role::kSystem || it->role == Role::kDeveloper) {
-      throw Error("system and developer messages are set through Conversation::system and "
-                  "developer_instructions, not as conversation messages");
+      throw Error(
+          "system and developer messages are set through Conversation::system and "
+          "developer_instructions, not as conversation messages");
     }
     render_message(out, *it, it->content);
   }
@@ -187,8 +188,9 @@ namespace {
 // A header this long without <|message|> is not a header: the model is writing text.
 constexpr size_t kMaxHeaderIds = 64;
 
-bool is_ascii_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' ||
-                                     c == '\f' || c == '\v'; }
+bool is_ascii_space(char c) {
+  return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
+}
 
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();
@@ -209,11 +211,17 @@ void parse_header(std::string header, std::optional<Role> known_role, ParsedMess
     m.channel = header.substr(value_begin, value_end - value_begin);
     header = header.substr(0, idx) + header.substr(value_end);
   }
-  header = trim(header);
-  for (size_t pos = 0; (pos = header.find(kConstrainText, pos)) != std::string::npos;) {
-    header.insert(pos, " ");
-    pos += kConstrainText.size() + 1;
+  // "to=x<|constrain|>json" splits like "to=x <|constrain|>json".
+  std::string spaced;
+  size_t from = 0;
+  for (size_t pos; (pos = header.find(kConstrainText, from)) != std::string::npos;
+       from = pos + kConstrainText.size()) {
+    spaced.append(header, from, pos - from);
+    spaced += ' ';
+    spaced += kConstrainText;
   }
+  spaced.append(header, from);
+  header = trim(spaced);
   std::vector<std::string> parts;
   for (size_t i = 0; i < header.size();) {
     while (i < header.size() && is_ascii_space(header[i])) ++i;

@@ -4,8 +4,6 @@
 // and UTF-8 repair. All tables are immutable after loading, so encode/decode are thread-safe.
 #include "host/tokenizer.h"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdlib>
@@ -13,7 +11,6 @@
 #include <filesystem>
 #include <fstream>
 #include <future>
-#include <mutex>
 #include <unordered_map>
 
 #include <fmt/format.h>
@@ -367,9 +364,9 @@ struct Tokenizer::Data {
       for (; table[idx].rank != kNoRank; idx = (idx + 1) & table_mask) {
         const Slot& other = table[idx];
         if (other.key == key && other.len == b.size() && bytes_of(other.rank) == b) {
-          throw Error(fmt::format("tokenizer: ranks {} and {} have the same bytes", other.rank,
-                                  rank),
-                      "the tokenizer file is corrupt; use the bundled o200k_base.tiktoken");
+          throw Error(
+              fmt::format("tokenizer: ranks {} and {} have the same bytes", other.rank, rank),
+              "the tokenizer file is corrupt; use the bundled o200k_base.tiktoken");
         }
       }
       table[idx] = Slot{key, rank, uint32_t(b.size())};
@@ -377,7 +374,8 @@ struct Tokenizer::Data {
     for (int b = 0; b < 256; ++b) {
       if (byte_rank[b] == kNoRank) {
         throw Error(fmt::format("tokenizer: byte {:#04x} has no rank, so not every text can be "
-                                "encoded", b),
+                                "encoded",
+                                b),
                     "a byte-level BPE vocabulary must contain all 256 single bytes");
       }
     }
@@ -387,7 +385,8 @@ struct Tokenizer::Data {
     specials = std::move(texts);
     vocab_size = num_mergeable + TokenId(specials.size());
     special_ids.clear();
-    for (size_t k = 0; k < specials.size(); ++k) special_ids.emplace(specials[k], num_mergeable + k);
+    for (size_t k = 0; k < specials.size(); ++k)
+      special_ids.emplace(specials[k], num_mergeable + k);
   }
 };
 
@@ -440,8 +439,8 @@ size_t base64_decode(std::string_view s, char* out) {
       d[k] = (last && k >= 4 - pad) ? 0 : kBase64[uint8_t(s[i + k])];
     }
     if ((d[0] | d[1] | d[2] | d[3]) < 0) return SIZE_MAX;
-    const uint32_t v = uint32_t(d[0]) << 18 | uint32_t(d[1]) << 12 | uint32_t(d[2]) << 6 |
-                       uint32_t(d[3]);
+    const uint32_t v =
+        uint32_t(d[0]) << 18 | uint32_t(d[1]) << 12 | uint32_t(d[2]) << 6 | uint32_t(d[3]);
     *o++ = char(v >> 16);
     if (!last || pad < 2) *o++ = char((v >> 8) & 0xFF);
     if (!last || pad < 1) *o++ = char(v & 0xFF);
@@ -495,7 +494,8 @@ std::string exe_dir() {
 
 // ---- construction -----------------------------------------------------------------------------
 Tokenizer::Tokenizer(std::shared_ptr<const Data> data)
-    : data_(std::move(data)), num_mergeable_(data_->num_mergeable),
+    : data_(std::move(data)),
+      num_mergeable_(data_->num_mergeable),
       vocab_size_(data_->vocab_size) {}
 
 Tokenizer Tokenizer::from_tiktoken(std::string_view file) {
@@ -510,8 +510,8 @@ Tokenizer Tokenizer::from_tiktoken(std::string_view file) {
   bool in_rank_order = true;
   size_t line_no = 0;
   for (size_t pos = 0; pos < file.size();) {
-    const char* nl = static_cast<const char*>(std::memchr(file.data() + pos, '\n',
-                                                          file.size() - pos));
+    const char* nl =
+        static_cast<const char*>(std::memchr(file.data() + pos, '\n', file.size() - pos));
     const size_t eol = nl ? size_t(nl - file.data()) : file.size();
     std::string_view line = file.substr(pos, eol - pos);
     pos = eol + 1;
@@ -566,9 +566,9 @@ Tokenizer Tokenizer::from_tiktoken(std::string_view file) {
   }
   data->offsets[n] = uint32_t(arena.size());
   if (n != kNumMergeable) {
-    throw Error(fmt::format("tokenizer ranks file has {} tokens, o200k_base has {}", n,
-                            kNumMergeable),
-                "gpt-oss uses o200k_base.tiktoken (sha256 " + std::string(kRanksSha256) + ")");
+    throw Error(
+        fmt::format("tokenizer ranks file has {} tokens, o200k_base has {}", n, kNumMergeable),
+        "gpt-oss uses o200k_base.tiktoken (sha256 " + std::string(kRanksSha256) + ")");
   }
   data->build_index();
   data->set_specials(default_specials());
@@ -701,13 +701,13 @@ Tokenizer Tokenizer::from_hf_json(std::string_view json_text) {
   const size_t n = tokens.size();
   for (size_t k = 0; k < n; ++k) {
     if (tokens[k].first != k) {
-      throw fail(fmt::format("vocab ids are not 0..{} (id {} at position {})", n - 1,
-                             tokens[k].first, k));
+      throw fail(
+          fmt::format("vocab ids are not 0..{} (id {} at position {})", n - 1, tokens[k].first, k));
     }
   }
   if (n != kNumMergeable) {
-    throw fail(fmt::format("vocab has {} byte-level tokens, o200k_harmony has {}", n,
-                           kNumMergeable));
+    throw fail(
+        fmt::format("vocab has {} byte-level tokens, o200k_harmony has {}", n, kNumMergeable));
   }
   auto data = std::make_shared<Data>();
   data->num_mergeable = TokenId(n);
@@ -722,8 +722,10 @@ Tokenizer Tokenizer::from_hf_json(std::string_view json_text) {
   std::vector<std::string> specials = default_specials();
   for (const auto& [id, content] : added) {
     if (id < kNumMergeable || id >= kVocabSize) {
-      throw fail(fmt::format("added token {} has id {}, outside o200k_harmony's special range "
-                             "{}..{}", content, id, kNumMergeable, kVocabSize - 1));
+      throw fail(
+          fmt::format("added token {} has id {}, outside o200k_harmony's special range "
+                      "{}..{}",
+                      content, id, kNumMergeable, kVocabSize - 1));
     }
     specials[id - kNumMergeable] = content;
   }
@@ -1066,8 +1068,9 @@ void split_pieces(std::string_view text, std::vector<std::pair<uint32_t, uint32_
 namespace {
 // The o200k pattern for PCRE2. \s is spelled out as Unicode White_Space (what the Rust regex
 // crate and so tiktoken use): PCRE2's own \s lacks U+0085.
-constexpr const char* kWs = "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
-                            "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
+constexpr const char* kWs =
+    "\\t\\n\\x{0B}\\f\\r\\x{20}\\x{85}\\x{A0}\\x{1680}\\x{2000}-\\x{200A}"
+    "\\x{2028}\\x{2029}\\x{202F}\\x{205F}\\x{3000}";
 
 struct Pcre2Pattern {
   pcre2_code* code = nullptr;
@@ -1079,10 +1082,17 @@ struct Pcre2Pattern {
         "|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*"
         "(?i:'s|'t|'re|'ve|'m|'ll|'d)?"
         "|\\p{N}{1,3}"
-        "| ?[^" + ws + "\\p{L}\\p{N}]+[\\r\\n/]*"
-        "|[" + ws + "]*[\\r\\n]+"
-        "|[" + ws + "]+(?![^" + ws + "])"
-        "|[" + ws + "]+";
+        "| ?[^" +
+        ws +
+        "\\p{L}\\p{N}]+[\\r\\n/]*"
+        "|[" +
+        ws +
+        "]*[\\r\\n]+"
+        "|[" +
+        ws + "]+(?![^" + ws +
+        "])"
+        "|[" +
+        ws + "]+";
     int err = 0;
     PCRE2_SIZE err_offset = 0;
     code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.c_str()), pattern.size(),
@@ -1130,8 +1140,8 @@ void bpe_piece(const Tokenizer& tokenizer, std::string_view piece, std::vector<T
                int algorithm) {
   if (piece.empty()) return;
   MergeScratch scratch;
-  encode_piece(tokenizer.data(), reinterpret_cast<const uint8_t*>(piece.data()),
-               piece.size(), scratch, out, algorithm);
+  encode_piece(tokenizer.data(), reinterpret_cast<const uint8_t*>(piece.data()), piece.size(),
+               scratch, out, algorithm);
 }
 
 const char* unicode_version() { return kUnicodeVersion; }

@@ -27,9 +27,9 @@ inline constexpr TokenId kReturn = 200002;     // stop: final answer done
 inline constexpr TokenId kConstrain = 200003;  // tool-call data type marker
 inline constexpr TokenId kChannel = 200005;
 inline constexpr TokenId kStart = 200006;
-inline constexpr TokenId kEnd = 200007;        // ends a message; NOT a stop token
+inline constexpr TokenId kEnd = 200007;  // ends a message; NOT a stop token
 inline constexpr TokenId kMessage = 200008;
-inline constexpr TokenId kCall = 200012;       // stop: tool call
+inline constexpr TokenId kCall = 200012;  // stop: tool call
 inline constexpr TokenId kEndOfPrompt = 200018;
 
 // The bundled ranks file (data/o200k_base.tiktoken) and its published sha256.
@@ -92,7 +92,8 @@ class Tokenizer {
   TokenId vocab_size_ = 0;
 };
 
-// ---- UTF-8 ---------------------------------------------------------------------------------------
+// ---- UTF-8
+// ---------------------------------------------------------------------------------------
 bool is_valid_utf8(std::string_view s);
 // Replaces each maximal invalid subpart by U+FFFD (the Unicode/WHATWG/Python 'replace' rule).
 std::string sanitize_utf8(std::string_view s, size_t* num_replaced = nullptr);

@@ -2,8 +2,6 @@
 // tokenize: TEXT (or all of stdin, byte for byte) -> ids on one line; --harmony renders a one-turn
 // conversation ready for the assistant. detokenize: ids (space- or comma-separated, args or
 // stdin) -> the exact bytes. Invalid UTF-8 input is replaced by U+FFFD with a warning.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <iostream>

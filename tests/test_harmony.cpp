@@ -1,6 +1,7 @@
 // test_harmony.cpp — harmony rendering (the FACTS.md 4.2 example id for id, date, developer,
 // reasoning, history with tool calls) and the streaming output parser on recorded token
 // streams (analysis then final, a tool call ending in <|call|>, <|end|> not stopping).
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,11 @@ const tok::Tokenizer& tokenizer() {
 
 // FACTS.md 4.2: the no-date example, 64 tokens.
 const std::vector<TokenId> kSimpleConvoIds = {
-    200006, 17360,  200008, 3575,  553,    17554, 162016, 11,    261,    4410,  6439,
-    2359,   22203,  656,    7788,  17527,  558,   87447,  100594, 25,    220,   1323,
-    19,     12,     3218,   279,   30377,  289,   25,     14093, 279,    2,     13888,
-    18403,  25,     8450,   11,    49159,  11,    1721,   13,    21030,  2804,  413,
-    7360,   395,    1753,   3176,  13,     200007, 200006, 1428, 200008, 4827,  382,
-    220,    17,     659,    220,   17,     30,    200007, 200006, 173781};
+    200006, 17360, 200008, 3575,  553,   17554,  162016, 11,    261,  4410,   6439,   2359,   22203,
+    656,    7788,  17527,  558,   87447, 100594, 25,     220,   1323, 19,     12,     3218,   279,
+    30377,  289,   25,     14093, 279,   2,      13888,  18403, 25,   8450,   11,     49159,  11,
+    1721,   13,    21030,  2804,  413,   7360,   395,    1753,  3176, 13,     200007, 200006, 1428,
+    200008, 4827,  382,    220,   17,    659,    220,    17,    30,   200007, 200006, 173781};
 
 const char* kSimpleConvoText =
     "<|start|>system<|message|>You are ChatGPT, a large language model trained by OpenAI.\n"
@@ -108,13 +108,18 @@ TEST_CASE("harmony renders history: tool call, tool result, dropped analysis", "
   conv.messages = {
       {tok::Role::kUser, "Weather in SF?", {}, {}, {}, {}},
       {tok::Role::kAssistant, "Need to call the tool.", {}, "analysis", {}, {}},
-      {tok::Role::kAssistant, "{\"location\":\"SF\"}", {}, "commentary", "functions.get_weather",
+      {tok::Role::kAssistant,
+       "{\"location\":\"SF\"}",
+       {},
+       "commentary",
+       "functions.get_weather",
        "<|constrain|>json"},
       {tok::Role::kTool, "{\"temp\":20}", "functions.get_weather", "commentary", "assistant", {}},
   };
   const std::string text = tok::render_conversation_text(conv);
-  CHECK(text.find("<|start|>assistant<|channel|>analysis<|message|>Need to call the tool.<|end|>")
-        != std::string::npos);  // kept: the last assistant message is not final
+  CHECK(
+      text.find("<|start|>assistant<|channel|>analysis<|message|>Need to call the tool.<|end|>") !=
+      std::string::npos);  // kept: the last assistant message is not final
   CHECK(text.find("<|start|>assistant to=functions.get_weather<|channel|>commentary <|constrain|>"
                   "json<|message|>{\"location\":\"SF\"}<|call|>") != std::string::npos);
   CHECK(text.find("<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"
@@ -179,10 +184,23 @@ TEST_CASE("harmony stream: a tool call ends in <|call|>", "[harmony]") {
   CHECK(call.content_type == "<|constrain|>json");
 
   // The recipient may also come before the channel (harmony's own rendering order).
-  const auto ids2 = cat({text(" to=functions.lookup"), {tok::kChannel}, text("commentary json"),
-                         {tok::kMessage}, text("{}"), {tok::kCall}});
+  const auto ids2 = cat({text(" to=functions.lookup"),
+                         {tok::kChannel},
+                         text("commentary json"),
+                         {tok::kMessage},
+                         text("{}"),
+                         {tok::kCall}});
   tok::HarmonyStream stream2(tokenizer());
   feed(stream2, ids2);
+  // "to=x<|constrain|>json" without the space still splits into recipient and content type.
+  const auto ids3 = cat({{tok::kChannel}, text("commentary to=functions.f"), {tok::kConstrain},
+                         text("json"), {tok::kMessage}, text("{}"), {tok::kCall}});
+  tok::HarmonyStream stream3(tokenizer());
+  feed(stream3, ids3);
+  REQUIRE(stream3.messages().size() == 1);
+  CHECK(stream3.messages()[0].recipient == "functions.f");
+  CHECK(stream3.messages()[0].content_type == "<|constrain|>json");
+  CHECK(stream3.done());
   REQUIRE(stream2.messages().size() == 1);
   CHECK(stream2.messages()[0].recipient == "functions.lookup");
   CHECK(stream2.messages()[0].content_type == "json");
@@ -193,7 +211,8 @@ TEST_CASE("harmony stream: split characters, odd output, finish", "[harmony]") {
   const auto& t = tokenizer();
   // An emoji fed one byte per token never shows up half.
   std::vector<TokenId> ids = {tok::kChannel, 17196, tok::kMessage};
-  for (unsigned char c : std::string("\xF0\x9F\x98\x80!")) ids.push_back(*t.rank_of(std::string(1, char(c))));
+  for (unsigned char c : std::string("\xF0\x9F\x98\x80!"))
+    ids.push_back(*t.rank_of(std::string(1, char(c))));
   tok::HarmonyStream stream(t);
   std::vector<std::string> deltas;
   for (TokenId id : ids) deltas.push_back(stream.push(id).text);
@@ -208,8 +227,12 @@ TEST_CASE("harmony stream: split characters, odd output, finish", "[harmony]") {
 
   // No header at all, stray tokens between messages, a stop inside a header: no throw.
   tok::HarmonyStream odd(t);
-  const auto odd_ids = cat({text("plain"), {tok::kEnd}, text("stray"), {tok::kEnd, tok::kStart},
-                            text("assistant"), {tok::kReturn}});
+  const auto odd_ids = cat({text("plain"),
+                            {tok::kEnd},
+                            text("stray"),
+                            {tok::kEnd, tok::kStart},
+                            text("assistant"),
+                            {tok::kReturn}});
   CHECK_NOTHROW(feed(odd, odd_ids));
   CHECK(odd.done());
   CHECK(odd.messages().size() == 3);
@@ -217,8 +240,7 @@ TEST_CASE("harmony stream: split characters, odd output, finish", "[harmony]") {
 }
 
 TEST_CASE("CLI tokenize --harmony gives the FACTS example", "[harmony][cli]") {
-  const std::string cmd =
-      std::string(GPTOSS_BINARY) + " tokenize --harmony 'What is 2 + 2?' 2>&1";
+  const std::string cmd = std::string(GPTOSS_BINARY) + " tokenize --harmony 'What is 2 + 2?' 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   REQUIRE(p != nullptr);
   std::string out;
@@ -227,4 +249,19 @@ TEST_CASE("CLI tokenize --harmony gives the FACTS example", "[harmony][cli]") {
   while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
   CHECK(pclose(p) == 0);
   CHECK(out == fmt::format("{}\n", fmt::join(kSimpleConvoIds, " ")));
+
+  // The options reach the system and developer messages.
+  const std::string cmd2 = std::string(GPTOSS_BINARY) +
+                           " tokenize --harmony --reasoning low --date 2025-08-05 "
+                           "--developer 'Be brief.' Hi | xargs " +
+                           GPTOSS_BINARY + " detokenize -n";
+  p = popen(cmd2.c_str(), "r");
+  REQUIRE(p != nullptr);
+  out.clear();
+  while ((n = fread(buf, 1, sizeof(buf), p)) > 0) out.append(buf, n);
+  CHECK(pclose(p) == 0);
+  CHECK(out.find("Knowledge cutoff: 2024-06\nCurrent date: 2025-08-05\n\nReasoning: low") !=
+        std::string::npos);
+  CHECK(out.find("<|start|>developer<|message|># Instructions\n\nBe brief.<|end|>"
+                 "<|start|>user<|message|>Hi<|end|><|start|>assistant") != std::string::npos);
 }

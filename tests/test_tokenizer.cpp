@@ -9,7 +9,6 @@
 #include <filesystem>
 #include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -57,15 +56,14 @@ void append_utf8(std::string& s, uint32_t cp) {
 // Code point ranges whose Unicode categories are the same in PCRE2's tables (Unicode 14) and
 // ours (newer): every kind of class the pattern distinguishes, plus the \s corner cases.
 constexpr std::pair<uint32_t, uint32_t> kStableRanges[] = {
-    {0x20, 0x7E},       {0x09, 0x0D},       {0xA0, 0xFF},       {0x100, 0x17F},
-    {0x1C4, 0x1CC},     {0x2B0, 0x2C1},     {0x300, 0x36F},     {0x391, 0x3A1},
-    {0x3B1, 0x3C9},     {0x410, 0x44F},     {0x621, 0x64A},     {0x64B, 0x652},
-    {0x660, 0x669},     {0x904, 0x939},     {0x93E, 0x94D},     {0x966, 0x96F},
-    {0x1F88, 0x1F8F},   {0x2010, 0x2027},   {0x2030, 0x205E},   {0x2160, 0x2182},
-    {0x3000, 0x3005},   {0x3041, 0x3096},   {0x30A1, 0x30FA},   {0x4E00, 0x9FA5},
-    {0xAC00, 0xD7A3},   {0xFE0F, 0xFE0F},   {0xFF10, 0xFF19},   {0x1F600, 0x1F64F},
-    {0x1F3FB, 0x1F3FF}, {0x85, 0x85},       {0xFEFF, 0xFEFF},   {0x180E, 0x180E},
-    {0x200D, 0x200D},   {0x2028, 0x2029},   {0xB2, 0xB3},       {0x17F, 0x17F},
+    {0x20, 0x7E},     {0x09, 0x0D},     {0xA0, 0xFF},       {0x100, 0x17F},     {0x1C4, 0x1CC},
+    {0x2B0, 0x2C1},   {0x300, 0x36F},   {0x391, 0x3A1},     {0x3B1, 0x3C9},     {0x410, 0x44F},
+    {0x621, 0x64A},   {0x64B, 0x652},   {0x660, 0x669},     {0x904, 0x939},     {0x93E, 0x94D},
+    {0x966, 0x96F},   {0x1F88, 0x1F8F}, {0x2010, 0x2027},   {0x2030, 0x205E},   {0x2160, 0x2182},
+    {0x3000, 0x3005}, {0x3041, 0x3096}, {0x30A1, 0x30FA},   {0x4E00, 0x9FA5},   {0xAC00, 0xD7A3},
+    {0xFE0F, 0xFE0F}, {0xFF10, 0xFF19}, {0x1F600, 0x1F64F}, {0x1F3FB, 0x1F3FF}, {0x85, 0x85},
+    {0xFEFF, 0xFEFF}, {0x180E, 0x180E}, {0x200D, 0x200D},   {0x2028, 0x2029},   {0xB2, 0xB3},
+    {0x17F, 0x17F},
 };
 
 // Deterministic strings that exercise every alternative of the pattern: words of one script,
@@ -73,10 +71,14 @@ constexpr std::pair<uint32_t, uint32_t> kStableRanges[] = {
 std::vector<std::string> make_corpus(uint32_t seed, int count) {
   std::mt19937 rng(seed);
   const auto pick = [&](uint32_t n) { return uint32_t(rng() % n); };
-  const char* kFragments[] = {"'s", "'T", "'re", "'VE", "'m", "'Ll", "'d", "'ſ", "'x", "\r\n",
-                              "\n\n", "  ", " \n ", "\t", "//", "://", "...", "I'M", "You'Re",
-                              "don't", "HTTP", "camelCase", "snake_case", "12345", "3.14", "?!",
-                              "\xE2\x80\x8D", "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB"};
+  const char* kFragments[] = {
+      "'s",   "'T",        "'re",          "'VE",
+      "'m",   "'Ll",       "'d",           "'ſ",
+      "'x",   "\r\n",      "\n\n",         "  ",
+      " \n ", "\t",        "//",           "://",
+      "...",  "I'M",       "You'Re",       "don't",
+      "HTTP", "camelCase", "snake_case",   "12345",
+      "3.14", "?!",        "\xE2\x80\x8D", "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB"};
   std::vector<std::string> out;
   for (int k = 0; k < count; ++k) {
     std::string s;
@@ -175,9 +177,9 @@ void check_corpus_file(const std::string& path, const tok::Tokenizer& t, const c
       ++num_probes;
       if (ids != expected) {
         ++num_probe_mismatch;
-        WARN(fmt::format("{}: Unicode {} probe '{}' (category {}) differs: ours {} theirs {}",
-                         who, j["probe"].get<std::string>(), escape(text),
-                         j.value("category", "?"), ids_to_string(ids), ids_to_string(expected)));
+        WARN(fmt::format("{}: Unicode {} probe '{}' (category {}) differs: ours {} theirs {}", who,
+                         j["probe"].get<std::string>(), escape(text), j.value("category", "?"),
+                         ids_to_string(ids), ids_to_string(expected)));
       }
       continue;
     }
@@ -186,8 +188,8 @@ void check_corpus_file(const std::string& path, const tok::Tokenizer& t, const c
         std::vector<std::pair<uint32_t, uint32_t>> pieces;
         tok::detail::split_pieces(text, pieces);
         FAIL_CHECK(fmt::format("{} line {} text '{}'\n  ours   {}\n  theirs {}\n  pieces {}", who,
-                               num_lines, escape(text), ids_to_string(ids),
-                               ids_to_string(expected), pieces_to_string(text, pieces)));
+                               num_lines, escape(text), ids_to_string(ids), ids_to_string(expected),
+                               pieces_to_string(text, pieces)));
       }
     }
   }
@@ -264,16 +266,48 @@ TEST_CASE("known encodings", "[tokenizer]") {
   CHECK(t.decode(t.encode(run)) == run);
 }
 
-TEST_CASE("pre-tokenizer scanner splits exactly like PCRE2 with the o200k pattern",
-          "[tokenizer]") {
-  std::vector<std::string> texts = {
-      "Hello world", "I'M here, You'Re there; they'LL see'S", "don'ſ", "HELLO World'S",
-      "   leading", "trailing   ", "a  \n\n  b", "\r\n\r\nx", "x\n", "tab\tseparated\t\tx",
-      "\xC2\x85word \xC2\x85\xC2\x85", "\xEF\xBB\xBF" "bom", "a\xE1\xA0\x8E" "b", "e\xCC\x81t\xC3\xA9",
-      "\xCC\x81\xCC\x81" "abc", "!\xCC\x81x", "$$$hello", "path/to/file\n/x", "12345678",
-      "\xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4", "\xC7\x85" "abc \xC7\x85\xC7\x85", "\xE3\x80\x85\xE3\x80\x85",
-      "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB ok", "  \xE3\x80\x80x", "'s", "' s", "x'",
-      "x'l", "x'lL", "x're", "a.\r\n/b", " ?!\n\n", " \n", "\n ", "", " ", "\t\n \t"};
+TEST_CASE("pre-tokenizer scanner splits exactly like PCRE2 with the o200k pattern", "[tokenizer]") {
+  std::vector<std::string> texts = {"Hello world",
+                                    "I'M here, You'Re there; they'LL see'S",
+                                    "don'ſ",
+                                    "HELLO World'S",
+                                    "   leading",
+                                    "trailing   ",
+                                    "a  \n\n  b",
+                                    "\r\n\r\nx",
+                                    "x\n",
+                                    "tab\tseparated\t\tx",
+                                    "\xC2\x85word \xC2\x85\xC2\x85",
+                                    "\xEF\xBB\xBF"
+                                    "bom",
+                                    "a\xE1\xA0\x8E"
+                                    "b",
+                                    "e\xCC\x81t\xC3\xA9",
+                                    "\xCC\x81\xCC\x81"
+                                    "abc",
+                                    "!\xCC\x81x",
+                                    "$$$hello",
+                                    "path/to/file\n/x",
+                                    "12345678",
+                                    "\xD9\xA1\xD9\xA2\xD9\xA3\xD9\xA4",
+                                    "\xC7\x85"
+                                    "abc \xC7\x85\xC7\x85",
+                                    "\xE3\x80\x85\xE3\x80\x85",
+                                    "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB ok",
+                                    "  \xE3\x80\x80x",
+                                    "'s",
+                                    "' s",
+                                    "x'",
+                                    "x'l",
+                                    "x'lL",
+                                    "x're",
+                                    "a.\r\n/b",
+                                    " ?!\n\n",
+                                    " \n",
+                                    "\n ",
+                                    "",
+                                    " ",
+                                    "\t\n \t"};
   for (auto& s : make_corpus(/*seed=*/7, /*count=*/3000)) texts.push_back(std::move(s));
   for (const char* run : {"a", " ", "\n", "=", "1", "A", "\xE4\xB8\xAD", "\xCC\x81"}) {
     std::string long_run;
@@ -334,11 +368,15 @@ TEST_CASE("invalid UTF-8 is replaced by U+FFFD per maximal subpart", "[tokenizer
   const std::string r = "\xEF\xBF\xBD";
   const std::pair<std::string, std::string> cases[] = {
       {"\xFF", r},
-      {"a\xE2\x82", "a" + r},                // truncated 3-byte sequence: one U+FFFD
-      {"\xE2\x82" "b", r + "b"},
-      {"\xED\xA0\x80", r + r + r},           // a UTF-16 surrogate is not UTF-8
-      {"\xC0\xAF", r + r},                   // overlong
-      {"\xF0\x9F\x98" "A", r + "A"},
+      {"a\xE2\x82", "a" + r},  // truncated 3-byte sequence: one U+FFFD
+      {"\xE2\x82"
+       "b",
+       r + "b"},
+      {"\xED\xA0\x80", r + r + r},  // a UTF-16 surrogate is not UTF-8
+      {"\xC0\xAF", r + r},          // overlong
+      {"\xF0\x9F\x98"
+       "A",
+       r + "A"},
       {"\xF4\x90\x80\x80", r + r + r + r},  // beyond U+10FFFF
       {"\x80\x80", r + r},
       {"ok \xE2\x82\xAC", "ok \xE2\x82\xAC"},
@@ -365,7 +403,9 @@ TEST_CASE("streaming decode holds split characters and replaces invalid bytes", 
   CHECK(d.push(byte_id(0xAC)) == "\xE2\x82\xAC");
   CHECK(d.push(byte_id(0xFF)) == "\xEF\xBF\xBD");
   CHECK(d.push(byte_id(0xF0)).empty());
-  CHECK(d.push(byte_id('A')) == "\xEF\xBF\xBD" "A");  // cut short: U+FFFD, then the byte itself
+  CHECK(d.push(byte_id('A')) ==
+        "\xEF\xBF\xBD"
+        "A");  // cut short: U+FFFD, then the byte itself
   CHECK(d.push(byte_id(0xE2)).empty());
   CHECK(d.push(tok::kEnd) == "\xEF\xBF\xBD<|end|>");  // a special flushes what is held
   CHECK(d.push(byte_id(0xC3)).empty());
@@ -465,9 +505,10 @@ TEST_CASE("tokenizer.json built from the ranks loads to the same tokenizer", "[t
   for (TokenId id = t.num_mergeable(); id < t.vocab_size(); ++id) {
     added.push_back({{"id", id}, {"content", std::string(t.token_bytes(id))}, {"special", true}});
   }
-  nlohmann::json j = {{"version", "1.0"},
-                      {"added_tokens", added},
-                      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
+  nlohmann::json j = {
+      {"version", "1.0"},
+      {"added_tokens", added},
+      {"model", {{"type", "BPE"}, {"vocab", vocab}, {"merges", nlohmann::json::array()}}}};
   const std::string text = j.dump();
   const auto t0 = std::chrono::steady_clock::now();
   const auto h = tok::Tokenizer::from_hf_json(text);
@@ -511,21 +552,22 @@ TEST_CASE("matches Python tiktoken on its fixture (and transformers' tokenizer.j
   const std::string dir = std::string(GPTOSS_TEST_FIXTURES) + "/tokenizer";
   const std::string corpus = dir + "/tiktoken_corpus.jsonl";
   if (!std::filesystem::exists(corpus)) {
-    WARN("SKIPPED: " << corpus << " is absent; make it on the GPU machine with "
-         "tests/fixtures/tokenizer/make_tiktoken_fixture.py");
+    WARN("SKIPPED: " << corpus
+                     << " is absent; make it on the GPU machine with "
+                        "tests/fixtures/tokenizer/make_tiktoken_fixture.py");
     return;
   }
   check_corpus_file(corpus, tokenizer(), "tiktoken");
   for (const std::string name : {"tokenizer.json", "tokenizer.json.gz"}) {
     const std::string path = dir + "/" + name;
     if (!std::filesystem::exists(path)) continue;
-    const std::string json = name.ends_with(".gz") ? run("gzip -dc '" + path + "'").first
-                                                   : read_file(path);
+    const std::string json =
+        name.ends_with(".gz") ? run("gzip -dc '" + path + "'").first : read_file(path);
     const auto t0 = std::chrono::steady_clock::now();
     const auto hf = tok::Tokenizer::from_hf_json(json);
-    fmt::print("tokenizer: from_hf_json ({}, {} bytes) took {:.1f} ms\n", name, json.size(),
-               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                   .count());
+    fmt::print(
+        "tokenizer: from_hf_json ({}, {} bytes) took {:.1f} ms\n", name, json.size(),
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
     CHECK(hf.to_tiktoken() == tokenizer().to_tiktoken());
     check_corpus_file(corpus, hf, "tokenizer.json");
   }
