@@ -6,6 +6,7 @@
 #include "converter/archive_writer.h"
 
 #include <fcntl.h>
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -19,8 +20,6 @@
 #include <cstring>
 #include <deque>
 #include <utility>
-
-#include <fmt/format.h>
 #define XXH_INLINE_ALL  // header-only xxHash (XXH64 streaming API)
 #include <xxhash.h>
 
@@ -36,9 +35,10 @@ namespace ar = archive;
 constexpr uint64_t kChunkBytes = 64ull << 20;
 constexpr size_t kWriteBehindChunks = 1;  // chunks of dirty output in flight beyond the current
 
-// ---- interrupts ----------------------------------------------------------------------------------
-// The handler only records the signal; the copy loop polls it between chunks and unwinds, so the
-// temporary file is removed by the same code path as any other error.
+// ---- interrupts
+// ---------------------------------------------------------------------------------- The handler
+// only records the signal; the copy loop polls it between chunks and unwinds, so the temporary file
+// is removed by the same code path as any other error.
 std::atomic<int> g_stop_signal{0};
 static_assert(std::atomic<int>::is_always_lock_free, "used from a signal handler");
 
@@ -66,7 +66,9 @@ class SignalGuard {
   static void check() {
     if (const int sig = g_stop_signal.load(std::memory_order_relaxed); sig != 0) {
       throw Error(fmt::format("interrupted by {}; the partial archive was removed",
-                              sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"));
+                              sig == SIGINT    ? "SIGINT"
+                              : sig == SIGTERM ? "SIGTERM"
+                                               : "a signal"));
     }
   }
 
@@ -76,9 +78,10 @@ class SignalGuard {
   struct sigaction old_term_ {};
 };
 
-// ---- the temporary file --------------------------------------------------------------------------
-// Created next to the destination (same filesystem, so the final rename is atomic); removed by
-// the destructor unless commit() renamed it.
+// ---- the temporary file
+// -------------------------------------------------------------------------- Created next to the
+// destination (same filesystem, so the final rename is atomic); removed by the destructor unless
+// commit() renamed it.
 class TempFile {
  public:
   explicit TempFile(const fs::path& dest) {
@@ -134,8 +137,8 @@ void write_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset,
                const fs::path& path) {
   const auto* p = static_cast<const std::byte*>(data);
   while (num_bytes > 0) {
-    const ssize_t w = ::pwrite(fd, p, std::min<uint64_t>(num_bytes, 1ull << 30),
-                               static_cast<off_t>(offset));
+    const ssize_t w =
+        ::pwrite(fd, p, std::min<uint64_t>(num_bytes, 1ull << 30), static_cast<off_t>(offset));
     if (w < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
@@ -164,9 +167,9 @@ class WriteBehind {
     if (pending_.size() > kWriteBehindChunks) {
       const auto [off, n] = pending_.front();
       pending_.pop_front();
-      ::sync_file_range(fd_, static_cast<off_t>(off), static_cast<off_t>(n),
-                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE |
-                            SYNC_FILE_RANGE_WAIT_AFTER);
+      ::sync_file_range(
+          fd_, static_cast<off_t>(off), static_cast<off_t>(n),
+          SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
       ::posix_fadvise(fd_, static_cast<off_t>(off), static_cast<off_t>(n), POSIX_FADV_DONTNEED);
     }
   }
@@ -208,8 +211,8 @@ ArchivePlan plan_archive(const ModelConfig& config, const WeightFormats& formats
   p.formats = formats;
   p.tensors = archive_tensors(config, formats);
   for (const TensorSpec& t : p.tensors) {
-    GPTOSS_CHECK(t.name.size() < ar::kNameBytes, "tensor name {} is longer than {} bytes",
-                 t.name, ar::kNameBytes - 1);
+    GPTOSS_CHECK(t.name.size() < ar::kNameBytes, "tensor name {} is longer than {} bytes", t.name,
+                 ar::kNameBytes - 1);
     GPTOSS_CHECK(t.shape.size() <= static_cast<size_t>(ar::kMaxRank), "tensor {} has rank {}",
                  t.name, t.shape.size());
   }
@@ -233,8 +236,8 @@ ArchivePlan plan_archive(const ModelConfig& config, const WeightFormats& formats
 uint64_t free_bytes_at(const fs::path& dir) {
   struct statvfs st {};
   if (::statvfs(dir.c_str(), &st) != 0) {
-    throw Error(fmt::format("cannot query free space of {}: {}", dir.string(),
-                            std::strerror(errno)));
+    throw Error(
+        fmt::format("cannot query free space of {}: {}", dir.string(), std::strerror(errno)));
   }
   return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
 }
@@ -267,8 +270,8 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
                   "pass --force to replace it, or choose another -o");
     }
   }
-  const uint64_t free_bytes = options.free_bytes_override ? *options.free_bytes_override
-                                                          : free_bytes_at(dir);
+  const uint64_t free_bytes =
+      options.free_bytes_override ? *options.free_bytes_override : free_bytes_at(dir);
   if (free_bytes < plan.file_bytes) {
     throw Error(fmt::format("not enough free space in {}: the archive needs {} ({} bytes), {} "
                             "({} bytes) are available",
@@ -282,8 +285,8 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
   const int fd = tmp.fd();
   // Reserve the space now: running out later is then impossible, and the unwritten padding
   // reads as zeros. Filesystems without fallocate fall back to a sparse file (also zeros).
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(plan.file_bytes)) != 0 &&
-      errno != EOPNOTSUPP && errno != ENOSYS) {
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(plan.file_bytes)) != 0 && errno != EOPNOTSUPP &&
+      errno != ENOSYS) {
     const int err = errno;
     throw Error(fmt::format("cannot reserve {} bytes for {}: {}", plan.file_bytes,
                             tmp.path().string(), std::strerror(err)),
@@ -329,8 +332,8 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
     uint64_t piece_bytes = 0;
     for (const auto& piece : pieces) piece_bytes += piece.size();
     GPTOSS_CHECK(piece_bytes == spec.num_bytes(),
-                 "tensor {}: the source has {} bytes, the archive needs {}", spec.name,
-                 piece_bytes, spec.num_bytes());
+                 "tensor {}: the source has {} bytes, the archive needs {}", spec.name, piece_bytes,
+                 spec.num_bytes());
     const bool count_scales = is_e8m0_scales(spec.name);
     uint64_t overflow = 0;
     uint64_t offset = plan.offsets[i];
@@ -350,8 +353,8 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
         XXH64_update(&state, p, n);
         if (count_scales) {
           const auto* u = reinterpret_cast<const uint8_t*>(p);
-          overflow += static_cast<uint64_t>(
-              std::count_if(u, u + n, [](uint8_t s) { return s >= 253; }));
+          overflow +=
+              static_cast<uint64_t>(std::count_if(u, u + n, [](uint8_t s) { return s >= 253; }));
         }
         write_all(fd, p, n, offset, tmp.path());
         write_behind.wrote(offset, n);
@@ -364,10 +367,12 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
     if (overflow > 0) {
       const std::string what = fmt::format(
           "{}: {} E8M0 scale bytes in 253..255 (dequantized values can overflow BF16; 255 is "
-          "NaN)", spec.name, overflow);
+          "NaN)",
+          spec.name, overflow);
       if (options.strict) {
-        throw Error(what, "this checkpoint has out-of-range MXFP4 scales; drop --strict to "
-                          "convert anyway (the values are stored unchanged)");
+        throw Error(what,
+                    "this checkpoint has out-of-range MXFP4 scales; drop --strict to "
+                    "convert anyway (the values are stored unchanged)");
       }
       if (options.warn) options.warn(what);
       result.scale_overflows.push_back({spec.name, overflow});

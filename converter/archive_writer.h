@@ -33,10 +33,10 @@ struct ArchivePlan {
   std::vector<TensorSpec> tensors;  // archive_tensors(config, formats), archive order
   std::vector<uint64_t> offsets;    // [tensors] absolute file offsets
   uint64_t dir_offset = 0;
-  uint64_t tokenizer_offset = 0;    // 0 when there is no tokenizer
+  uint64_t tokenizer_offset = 0;  // 0 when there is no tokenizer
   uint64_t tokenizer_bytes = 0;
   uint64_t data_offset = 0;
-  uint64_t tensor_bytes = 0;        // sum of tensor sizes (no padding)
+  uint64_t tensor_bytes = 0;  // sum of tensor sizes (no padding)
   uint64_t file_bytes = 0;
 };
 ArchivePlan plan_archive(const ModelConfig& config, const WeightFormats& formats,

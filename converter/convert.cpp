@@ -2,12 +2,11 @@
 // verified by sha256, the checkpoint's tokenizer.json, or --tokenizer), then the streaming write.
 #include "converter/convert.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 #include <cstdlib>
 #include <fstream>
-
-#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "converter/checkpoint.h"
@@ -108,13 +107,14 @@ TokenizerBlob load_tokenizer_file(const fs::path& path) {
   const bool is_json = looks_like_json_object(text);
   const bool is_tiktoken = !is_json && looks_like_tiktoken(text);
   if (ext == ".json" && !is_json) {
-    throw Error(fmt::format("tokenizer {} has a .json name but is not a JSON object",
-                            path.string()),
-                "pass a Hugging Face tokenizer.json or a tiktoken ranks file");
+    throw Error(
+        fmt::format("tokenizer {} has a .json name but is not a JSON object", path.string()),
+        "pass a Hugging Face tokenizer.json or a tiktoken ranks file");
   }
   if (ext == ".tiktoken" && !is_tiktoken) {
     throw Error(fmt::format("tokenizer {} has a .tiktoken name but its lines are not "
-                            "'<base64> <rank>'", path.string()),
+                            "'<base64> <rank>'",
+                            path.string()),
                 "pass the o200k_base.tiktoken ranks file or a Hugging Face tokenizer.json");
   }
   if (is_json) {
@@ -123,7 +123,8 @@ TokenizerBlob load_tokenizer_file(const fs::path& path) {
     blob.format = ar::TokenizerFormat::kTiktoken;
   } else {
     throw Error(fmt::format("cannot tell the format of tokenizer {}: neither a JSON object nor "
-                            "tiktoken ranks", path.string()),
+                            "tiktoken ranks",
+                            path.string()),
                 "pass the o200k_base.tiktoken ranks file or a Hugging Face tokenizer.json");
   }
   return blob;
@@ -140,8 +141,8 @@ TokenizerBlob default_tokenizer(const fs::path& checkpoint_tokenizer_json,
     blob.format = ar::TokenizerFormat::kTiktoken;
     const std::string sha = sha256_hex(blob.bytes);
     if (sha != kO200kBaseSha256) {
-      throw Error(fmt::format("{} has sha256 {}, expected {} (o200k_base)", candidate.string(),
-                              sha, kO200kBaseSha256),
+      throw Error(fmt::format("{} has sha256 {}, expected {} (o200k_base)", candidate.string(), sha,
+                              kO200kBaseSha256),
                   "restore the file (git checkout data/o200k_base.tiktoken), or pass "
                   "--tokenizer PATH");
     }
@@ -157,22 +158,25 @@ TokenizerBlob default_tokenizer(const fs::path& checkpoint_tokenizer_json,
   }
   throw Error(fmt::format("no tokenizer to embed: {} was not found (looked in $GPTOSS_DATA_DIR, "
                           "the build's data directory and next to the binary) and the "
-                          "checkpoint has no tokenizer.json", kO200kBaseFileName),
+                          "checkpoint has no tokenizer.json",
+                          kO200kBaseFileName),
               "pass --tokenizer PATH, or --no-tokenizer for an archive without one");
 }
 
 void check_formats_supported(const WeightFormats& formats) {
   if (formats.attn == ar::WeightFormat::kFP8) {
-    throw Error("--attn fp8 is not supported yet: FP8 attention weights (E4M3 + per-row scales) "
-                "come with the FP8 weight-path issue (DESIGN.md section 6)",
-                "convert with --attn bf16 (the default); the archive format already reserves "
-                "fp8, so only the converter's quantization is missing");
+    throw Error(
+        "--attn fp8 is not supported yet: FP8 attention weights (E4M3 + per-row scales) "
+        "come with the FP8 weight-path issue (DESIGN.md section 6)",
+        "convert with --attn bf16 (the default); the archive format already reserves "
+        "fp8, so only the converter's quantization is missing");
   }
   if (formats.lm_head == ar::WeightFormat::kFP8) {
-    throw Error("--lm-head fp8 is not supported yet: the FP8 LM head (E4M3 + per-row scales) "
-                "comes with the FP8 weight-path issue (DESIGN.md section 6)",
-                "convert with --lm-head bf16 (the default); the archive format already reserves "
-                "fp8, so only the converter's quantization is missing");
+    throw Error(
+        "--lm-head fp8 is not supported yet: the FP8 LM head (E4M3 + per-row scales) "
+        "comes with the FP8 weight-path issue (DESIGN.md section 6)",
+        "convert with --lm-head bf16 (the default); the archive format already reserves "
+        "fp8, so only the converter's quantization is missing");
   }
 }
 
@@ -186,8 +190,10 @@ TokenizerBlob select_tokenizer(const ConvertOptions& options,
     TokenizerBlob blob = load_tokenizer_file(*options.tokenizer);
     if (blob.format == ar::TokenizerFormat::kTiktoken && options.write.warn) {
       if (const std::string sha = sha256_hex(blob.bytes); sha != kO200kBaseSha256) {
-        options.write.warn(fmt::format("{} is not the o200k_base ranks file (sha256 {}); gpt-oss "
-                                       "uses o200k_base", options.tokenizer->string(), sha));
+        options.write.warn(
+            fmt::format("{} is not the o200k_base ranks file (sha256 {}); gpt-oss "
+                        "uses o200k_base",
+                        options.tokenizer->string(), sha));
       }
     }
     return blob;

@@ -1,13 +1,13 @@
 // convert_cli.cpp — `gptoss convert CKPT_DIR -o FILE.gptoss` and its --dry-run plan
 // (DESIGN.md section 9). The work is in convert.cpp and archive_writer.cpp.
-#include <cstdint>
-#include <fstream>
-#include <optional>
-#include <string>
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
+#include <cstdint>
+#include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
 
 #include "converter/checkpoint.h"
 #include "converter/convert.h"
@@ -89,7 +89,7 @@ void print_plan(const std::string& source, const conv::ArchivePlan& plan,
   const uint64_t overhead = plan.file_bytes - plan.tensor_bytes - plan.tokenizer_bytes;
   fmt::print("  archive:   {} bytes ({}): header + directory + 4 KiB alignment = {} bytes\n",
              plan.file_bytes, gb(plan.file_bytes), overhead);
-  const fs::path dir = output.empty()            ? fs::path(".")
+  const fs::path dir = output.empty()             ? fs::path(".")
                        : output.has_parent_path() ? output.parent_path()
                                                   : fs::path(".");
   std::error_code ec;
@@ -156,10 +156,9 @@ void run_convert(const ConvertArgs& a) {
   uint64_t overflow = 0;
   for (const auto& s : r.scale_overflows) overflow += s.count;
   if (!a.quiet) {
-    fmt::print(stderr, "wrote {} ({} bytes){}\n", a.output, r.file_bytes,
-               overflow ? fmt::format(", {} MXFP4 scale bytes in 253..255 (see warnings)",
-                                      overflow)
-                        : "");
+    fmt::print(
+        stderr, "wrote {} ({} bytes){}\n", a.output, r.file_bytes,
+        overflow ? fmt::format(", {} MXFP4 scale bytes in 253..255 (see warnings)", overflow) : "");
   }
 }
 

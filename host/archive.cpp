@@ -3,14 +3,13 @@
 // before it is dereferenced; docs/ARCHIVE.md lists the rules enforced here.
 #include "host/archive.h"
 
+#include <fmt/format.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <cstring>
-
-#include <fmt/format.h>
 #define XXH_INLINE_ALL  // header-only xxHash (XXH64 streaming API)
 #include <xxhash.h>
 
@@ -59,8 +58,10 @@ std::string shape_str(std::span<const int64_t> shape) {
 
 std::string_view weight_format_name(archive::WeightFormat f) {
   switch (f) {
-    case archive::WeightFormat::kBF16: return "bf16";
-    case archive::WeightFormat::kFP8: return "fp8";
+    case archive::WeightFormat::kBF16:
+      return "bf16";
+    case archive::WeightFormat::kFP8:
+      return "fp8";
   }
   return "unknown";
 }
@@ -71,17 +72,23 @@ std::string_view expert_format_name(archive::ExpertFormat f) {
 
 std::string_view tokenizer_format_name(archive::TokenizerFormat f) {
   switch (f) {
-    case archive::TokenizerFormat::kNone: return "none";
-    case archive::TokenizerFormat::kTiktoken: return "tiktoken";
-    case archive::TokenizerFormat::kHfTokenizerJson: return "hf-tokenizer-json";
+    case archive::TokenizerFormat::kNone:
+      return "none";
+    case archive::TokenizerFormat::kTiktoken:
+      return "tiktoken";
+    case archive::TokenizerFormat::kHfTokenizerJson:
+      return "hf-tokenizer-json";
   }
   return "unknown";
 }
 
 bool weight_format_from_name(std::string_view name, archive::WeightFormat* out) {
-  if (name == "bf16") *out = archive::WeightFormat::kBF16;
-  else if (name == "fp8") *out = archive::WeightFormat::kFP8;
-  else return false;
+  if (name == "bf16")
+    *out = archive::WeightFormat::kBF16;
+  else if (name == "fp8")
+    *out = archive::WeightFormat::kFP8;
+  else
+    return false;
   return true;
 }
 
@@ -205,8 +212,7 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
   const uint64_t size = bytes.size();
 
   // 1. Identity: magic, version, layout id, before anything else is trusted.
-  if (size < sizeof(ar::kMagic) ||
-      std::memcmp(bytes.data(), ar::kMagic, sizeof(ar::kMagic)) != 0) {
+  if (size < sizeof(ar::kMagic) || std::memcmp(bytes.data(), ar::kMagic, sizeof(ar::kMagic)) != 0) {
     fail(label, "not a gptoss archive (wrong magic bytes)",
          "convert a checkpoint with: gptoss convert CKPT_DIR -o FILE.gptoss");
   }
@@ -217,12 +223,17 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
   ar::Header& h = a.header_;
   std::memcpy(&h, bytes.data(), sizeof(h));
   if (h.format_version != ar::kFormatVersion) {
-    fail(label, fmt::format("archive format version {}, but this build reads version {}",
-                            h.format_version, ar::kFormatVersion), kReconvertHint);
+    fail(label,
+         fmt::format("archive format version {}, but this build reads version {}", h.format_version,
+                     ar::kFormatVersion),
+         kReconvertHint);
   }
   if (h.layout_id != ar::kLayoutId) {
-    fail(label, fmt::format("archive tensor layout id {}, but this build's kernels need layout "
-                            "id {}", h.layout_id, ar::kLayoutId), kReconvertHint);
+    fail(label,
+         fmt::format("archive tensor layout id {}, but this build's kernels need layout "
+                     "id {}",
+                     h.layout_id, ar::kLayoutId),
+         kReconvertHint);
   }
   if (h.header_bytes != ar::kHeaderBytes || h.entry_bytes != ar::kEntryBytes) {
     fail(label, fmt::format("header size {} / entry size {} (expected {} / {})", h.header_bytes,
@@ -244,12 +255,12 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
   regions.push_back({0, sizeof(ar::Header), "header"});
   auto section = [&](uint64_t offset, uint64_t num_bytes, const std::string& what) {
     if (offset % ar::kAlignment != 0) {
-      fail(label, fmt::format("{} offset {} is not a multiple of {}", what, offset,
-                              ar::kAlignment));
+      fail(label,
+           fmt::format("{} offset {} is not a multiple of {}", what, offset, ar::kAlignment));
     }
     if (!fits(offset, num_bytes, size)) {
-      fail(label, fmt::format("{} [{}, +{}) lies outside the {}-byte file", what, offset,
-                              num_bytes, size));
+      fail(label, fmt::format("{} [{}, +{}) lies outside the {}-byte file", what, offset, num_bytes,
+                              size));
     }
     regions.push_back({offset, offset + num_bytes, what});
   };
@@ -283,8 +294,10 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
     fail(label, fmt::format("invalid model config in the header: {}", e.what()));
   }
   if (h.attn_format > 1 || h.lm_head_format > 1 || h.expert_format != 0) {
-    fail(label, fmt::format("unknown weight format codes (attention {}, lm head {}, experts {})",
-                            h.attn_format, h.lm_head_format, h.expert_format), kReconvertHint);
+    fail(label,
+         fmt::format("unknown weight format codes (attention {}, lm head {}, experts {})",
+                     h.attn_format, h.lm_head_format, h.expert_format),
+         kReconvertHint);
   }
   a.formats_.attn = static_cast<ar::WeightFormat>(h.attn_format);
   a.formats_.lm_head = static_cast<ar::WeightFormat>(h.lm_head_format);
@@ -309,8 +322,8 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
       fail(label, fmt::format("tensor {}: unknown dtype code {}", name, e.dtype));
     }
     if (e.rank < 1 || e.rank > ar::kMaxRank) {
-      fail(label, fmt::format("tensor {}: rank {} is out of range 1..{}", name, e.rank,
-                              ar::kMaxRank));
+      fail(label,
+           fmt::format("tensor {}: rank {} is out of range 1..{}", name, e.rank, ar::kMaxRank));
     }
     const auto dtype = static_cast<DType>(e.dtype);
     std::vector<int64_t> shape(e.shape, e.shape + e.rank);
@@ -330,8 +343,8 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
     if (!a.index_.emplace(name, a.entries_.size()).second) {
       fail(label, fmt::format("tensor {} appears twice in the directory", name));
     }
-    a.entries_.push_back({std::move(name), dtype, std::move(shape), e.offset, e.num_bytes,
-                          e.xxh64});
+    a.entries_.push_back(
+        {std::move(name), dtype, std::move(shape), e.offset, e.num_bytes, e.xxh64});
   }
   std::sort(regions.begin(), regions.end(),
             [](const Region& x, const Region& y) { return x.begin < y.begin; });
@@ -386,9 +399,9 @@ TensorLookup MappedArchive::lookup() const {
     const ArchiveTensor* t = find(spec.name);
     if (t == nullptr) throw Error(fmt::format("{}: no tensor named '{}'", label_, spec.name));
     if (t->dtype != spec.dtype || t->shape != spec.shape) {
-      throw Error(fmt::format("{}: tensor {} is {} {}, the caller expects {} {}", label_,
-                              spec.name, dtype_name(t->dtype), shape_str(t->shape),
-                              dtype_name(spec.dtype), shape_str(spec.shape)));
+      throw Error(fmt::format("{}: tensor {} is {} {}, the caller expects {} {}", label_, spec.name,
+                              dtype_name(t->dtype), shape_str(t->shape), dtype_name(spec.dtype),
+                              shape_str(spec.shape)));
     }
     return bytes_.subspan(t->offset, t->num_bytes);
   };
@@ -410,8 +423,8 @@ std::string MappedArchive::tokenizer_sha256_hex() const {
   return Sha256::hex(d);
 }
 
-VerifyResult MappedArchive::verify(const std::function<void(const VerifyProgress&)>& progress)
-    const {
+VerifyResult MappedArchive::verify(
+    const std::function<void(const VerifyProgress&)>& progress) const {
   using Clock = std::chrono::steady_clock;
   const auto start = Clock::now();
   constexpr uint64_t kChunk = 64ull << 20;
@@ -439,6 +452,13 @@ VerifyResult MappedArchive::verify(const std::function<void(const VerifyProgress
     for (uint64_t done = 0; done < it.num_bytes;) {
       const uint64_t n = std::min(kChunk, it.num_bytes - done);
       const std::byte* p = bytes_.data() + it.offset + done;
+      if (file_backed_ && done + n < it.num_bytes) {
+        // Start reading the next chunk while this one is hashed.
+        const uintptr_t nb = reinterpret_cast<uintptr_t>(p + n) & ~(page - 1);
+        const uint64_t next = std::min(kChunk, it.num_bytes - done - n);
+        const uintptr_t ne = reinterpret_cast<uintptr_t>(p + n + next);
+        madvise(reinterpret_cast<void*>(nb), ne - nb, MADV_WILLNEED);
+      }
       XXH64_update(&state, p, n);
       done += n;
       result.bytes_checked += n;

@@ -33,9 +33,9 @@ struct WeightFormats {
   bool operator==(const WeightFormats&) const = default;
 };
 
-std::string_view weight_format_name(archive::WeightFormat f);         // "bf16", "fp8"
-std::string_view expert_format_name(archive::ExpertFormat f);         // "mxfp4"
-std::string_view tokenizer_format_name(archive::TokenizerFormat f);   // "none", "tiktoken", ...
+std::string_view weight_format_name(archive::WeightFormat f);        // "bf16", "fp8"
+std::string_view expert_format_name(archive::ExpertFormat f);        // "mxfp4"
+std::string_view tokenizer_format_name(archive::TokenizerFormat f);  // "none", "tiktoken", ...
 bool weight_format_from_name(std::string_view name, archive::WeightFormat* out);
 
 // The tensors an archive with these formats holds, in archive order: canonical_tensors(config)
@@ -50,7 +50,7 @@ struct ArchiveTensor {
   std::string name;
   DType dtype;
   std::vector<int64_t> shape;
-  uint64_t offset = 0;     // absolute file offset
+  uint64_t offset = 0;  // absolute file offset
   uint64_t num_bytes = 0;
   uint64_t xxh64 = 0;
 };

@@ -1,12 +1,12 @@
 // archive_cli.cpp — `gptoss info FILE.gptoss [--verify] [--json]`: the header (config, formats,
 // tokenizer) and the tensor table of an archive; --verify recomputes every checksum and exits
 // non-zero on any mismatch.
-#include <cstdint>
-#include <string>
+#include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
-#include <fmt/format.h>
+#include <cstdint>
 #include <nlohmann/json.hpp>
+#include <string>
 
 #include "converter/convert.h"  // kO200kBaseSha256
 #include "host/archive.h"
@@ -74,22 +74,26 @@ void print_text(const MappedArchive& a) {
   const WeightFormats& f = a.formats();
   fmt::print("archive:   {} ({} bytes)\n", a.label(), a.file_bytes());
   fmt::print("format:    version {}, layout id {}\n", a.format_version(), a.layout_id());
-  fmt::print("config:    {} layers, {} experts ({} per token), vocab {}, hidden {}, "
-             "intermediate {}\n", c.num_layers, c.num_experts, c.experts_per_token, c.vocab_size,
-             c.hidden, c.intermediate);
+  fmt::print(
+      "config:    {} layers, {} experts ({} per token), vocab {}, hidden {}, "
+      "intermediate {}\n",
+      c.num_layers, c.num_experts, c.experts_per_token, c.vocab_size, c.hidden, c.intermediate);
   fmt::print("           attention: {} q heads / {} kv heads x {}, sliding window {} on {}\n",
              c.num_heads, c.num_kv_heads, c.head_dim, c.sliding_window, layer_pattern_text(c));
-  fmt::print("           rope: theta {}, yarn factor {} (beta fast {}, slow {}), initial context "
-             "{}, max context {}\n", c.rope_theta, c.rope_scaling_factor, c.rope_ntk_beta,
-             c.rope_ntk_alpha, c.initial_context_length, c.max_context);
+  fmt::print(
+      "           rope: theta {}, yarn factor {} (beta fast {}, slow {}), initial context "
+      "{}, max context {}\n",
+      c.rope_theta, c.rope_scaling_factor, c.rope_ntk_beta, c.rope_ntk_alpha,
+      c.initial_context_length, c.max_context);
   fmt::print("           rms eps {}, swiglu limit {}\n", c.rms_norm_eps, c.swiglu_limit);
   fmt::print("formats:   attention {}, lm head {}, experts {}\n", weight_format_name(f.attn),
              weight_format_name(f.lm_head), expert_format_name(f.experts));
   if (a.tokenizer_format() == archive::TokenizerFormat::kNone) {
     fmt::print("tokenizer: none\n");
   } else {
-    fmt::print("tokenizer: {}, {} bytes, sha256 {}{}\n", tokenizer_format_name(a.tokenizer_format()),
-               a.tokenizer_blob().size(), a.tokenizer_sha256_hex(), tokenizer_note(a));
+    fmt::print("tokenizer: {}, {} bytes, sha256 {}{}\n",
+               tokenizer_format_name(a.tokenizer_format()), a.tokenizer_blob().size(),
+               a.tokenizer_sha256_hex(), tokenizer_note(a));
   }
   uint64_t total = 0;
   for (const auto& t : a.entries()) total += t.num_bytes;
@@ -143,12 +147,13 @@ void run_info(const InfoArgs& args) {
     return;
   }
   ProgressLine progress("verify", !args.quiet);
-  const VerifyResult r = a.verify([&](const VerifyProgress& p) {
-    progress.update(p.bytes_done, p.bytes_total, p.seconds);
-  });
+  const VerifyResult r = a.verify(
+      [&](const VerifyProgress& p) { progress.update(p.bytes_done, p.bytes_total, p.seconds); });
   progress.finish(r.bytes_checked, r.seconds);
   if (args.json) {
-    j["verify"] = {{"ok", r.ok()}, {"mismatched", r.mismatched}, {"bytes", r.bytes_checked},
+    j["verify"] = {{"ok", r.ok()},
+                   {"mismatched", r.mismatched},
+                   {"bytes", r.bytes_checked},
                    {"seconds", r.seconds}};
     fmt::print("{}\n", j.dump(2));
   } else if (r.ok()) {

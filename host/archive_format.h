@@ -66,30 +66,30 @@ static_assert(offsetof(ConfigRecord, rms_norm_eps) == 80);
 static_assert(offsetof(ConfigRecord, layer_sliding) == 88);
 
 struct Header {
-  char magic[8];               // kMagic
-  uint32_t format_version;     // kFormatVersion
-  uint32_t layout_id;          // kLayoutId
-  uint32_t header_bytes;       // kHeaderBytes
-  uint32_t entry_bytes;        // kEntryBytes
-  uint64_t file_bytes;         // the whole file; a shorter file is truncated
-  uint64_t dir_offset;         // directory: num_tensors entries of entry_bytes each
+  char magic[8];            // kMagic
+  uint32_t format_version;  // kFormatVersion
+  uint32_t layout_id;       // kLayoutId
+  uint32_t header_bytes;    // kHeaderBytes
+  uint32_t entry_bytes;     // kEntryBytes
+  uint64_t file_bytes;      // the whole file; a shorter file is truncated
+  uint64_t dir_offset;      // directory: num_tensors entries of entry_bytes each
   uint32_t num_tensors;
   uint32_t reserved0;
-  uint64_t dir_xxh64;          // XXH64 (seed 0) of the num_tensors * entry_bytes directory bytes
-  uint64_t tokenizer_offset;   // 0 when tokenizer_format == kNone
+  uint64_t dir_xxh64;         // XXH64 (seed 0) of the num_tensors * entry_bytes directory bytes
+  uint64_t tokenizer_offset;  // 0 when tokenizer_format == kNone
   uint64_t tokenizer_bytes;
   uint64_t tokenizer_xxh64;
-  uint8_t tokenizer_format;    // TokenizerFormat
-  uint8_t attn_format;         // WeightFormat of qkv.weight and out.weight
-  uint8_t lm_head_format;      // WeightFormat of lm_head.weight
-  uint8_t expert_format;       // ExpertFormat
+  uint8_t tokenizer_format;  // TokenizerFormat
+  uint8_t attn_format;       // WeightFormat of qkv.weight and out.weight
+  uint8_t lm_head_format;    // WeightFormat of lm_head.weight
+  uint8_t expert_format;     // ExpertFormat
   uint32_t reserved1;
   uint8_t tokenizer_sha256[32];  // SHA-256 of the tokenizer blob (zero when none)
-  uint64_t data_offset;        // first tensor blob
-  uint64_t data_bytes;         // file_bytes - data_offset
+  uint64_t data_offset;          // first tensor blob
+  uint64_t data_bytes;           // file_bytes - data_offset
   ConfigRecord config;
   uint8_t reserved2[kHeaderBytes - 1248 - 8];  // zero
-  uint64_t header_xxh64;       // XXH64 (seed 0) of the header's first kHeaderBytes - 8 bytes
+  uint64_t header_xxh64;  // XXH64 (seed 0) of the header's first kHeaderBytes - 8 bytes
 };
 static_assert(sizeof(Header) == kHeaderBytes);
 static_assert(offsetof(Header, file_bytes) == 24);
@@ -120,6 +120,8 @@ static_assert(static_cast<uint8_t>(DType::kF32) == 2);
 static_assert(static_cast<uint8_t>(DType::kU8) == 4);
 static_assert(static_cast<uint8_t>(DType::kF8E4M3) == 13);
 
-inline constexpr uint64_t align_up(uint64_t x) { return (x + kAlignment - 1) / kAlignment * kAlignment; }
+inline constexpr uint64_t align_up(uint64_t x) {
+  return (x + kAlignment - 1) / kAlignment * kAlignment;
+}
 
 }  // namespace gptoss::archive

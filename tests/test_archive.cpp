@@ -2,11 +2,10 @@
 // rejection of corrupted, truncated and foreign files, safe writing (interrupts, injected
 // failures, free space), MXFP4 scale-overflow reports, tokenizer tagging, the converter on
 // synthetic checkpoints (both layouts) and the `gptoss convert` / `gptoss info` CLI.
-#include <catch2/catch.hpp>
-
 #include <stdlib.h>
 #include <sys/wait.h>
 
+#include <catch2/catch.hpp>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -19,8 +18,9 @@
 #include <vector>
 
 #define XXH_INLINE_ALL  // header-only xxHash, to re-seal deliberately modified headers
-#include <xxhash.h>
 #include <fmt/format.h>
+#include <xxhash.h>
+
 #include <nlohmann/json.hpp>
 
 #include "converter/archive_writer.h"
@@ -249,7 +249,8 @@ struct SmallArchive {
 
 }  // namespace
 
-// ---- format and round trip ------------------------------------------------------------------------
+// ---- format and round trip
+// ------------------------------------------------------------------------
 
 TEST_CASE("archive plan: sections and blobs are 4 KiB aligned and disjoint", "[archive]") {
   const auto plan = gptoss::conv::plan_archive(small_config(), WeightFormats{}, 21);
@@ -370,7 +371,8 @@ TEST_CASE("archive with fp8 formats carries per-row scale tensors", "[archive]")
   CHECK(contains(parse_error(image).what(), "layers.0.qkv.weight is F8_E4M3"));
 }
 
-// ---- refusing bad files ----------------------------------------------------------------------------
+// ---- refusing bad files
+// ----------------------------------------------------------------------------
 
 TEST_CASE("archive: wrong magic, version or layout id is refused with a re-convert hint",
           "[archive]") {
@@ -455,14 +457,14 @@ TEST_CASE("archive: corrupted header or directory is refused, naming the problem
   }
   SECTION("blob outside the file") {
     const uint64_t size = s.image.size();
-    CHECK(contains(parse_error(entry_edit(qkv, [&](ar::TensorEntry& e) { e.offset = size; }))
-                       .what(),
-                   "outside"));
+    CHECK(
+        contains(parse_error(entry_edit(qkv, [&](ar::TensorEntry& e) { e.offset = size; })).what(),
+                 "outside"));
     // An offset near 2^64 must not wrap around the bounds check.
-    CHECK(contains(parse_error(entry_edit(qkv, [](ar::TensorEntry& e) {
-                                 e.offset = ~uint64_t{0} - 4095;
-                               })).what(),
-                   "outside"));
+    CHECK(contains(
+        parse_error(entry_edit(qkv, [](ar::TensorEntry& e) { e.offset = ~uint64_t{0} - 4095; }))
+            .what(),
+        "outside"));
   }
   SECTION("overlapping blobs") {
     const uint64_t other = entry_of(s.image, qkv - 1).offset;
@@ -480,9 +482,8 @@ TEST_CASE("archive: corrupted header or directory is refused, naming the problem
       e.num_bytes = 8;
     }));
     CHECK(contains(e.what(), "layers.0.sinks is BF16 [4], expected BF16 [8]"));
-    e = parse_error(entry_edit(sinks, [](ar::TensorEntry& e) {
-      e.dtype = static_cast<uint8_t>(gptoss::DType::kF16);
-    }));
+    e = parse_error(entry_edit(
+        sinks, [](ar::TensorEntry& e) { e.dtype = static_cast<uint8_t>(gptoss::DType::kF16); }));
     CHECK(contains(e.what(), "layers.0.sinks is F16"));
     e = parse_error(entry_edit(sinks, [](ar::TensorEntry& e) { e.dtype = 200; }));
     CHECK(contains(e.what(), "unknown dtype code 200"));
@@ -511,9 +512,8 @@ TEST_CASE("archive: corrupted header or directory is refused, naming the problem
     CHECK(contains(e.what(), "tensor directory"));
     e = parse_error(header_edit([&](ar::Header& h) { h.dir_offset = size; }));
     CHECK(contains(e.what(), "tensor directory"));
-    e = parse_error(header_edit([&](ar::Header& h) {
-      h.tokenizer_offset = entry_of(s.image, 0).offset;
-    }));
+    e = parse_error(
+        header_edit([&](ar::Header& h) { h.tokenizer_offset = entry_of(s.image, 0).offset; }));
     CHECK(contains(e.what(), "overlaps"));
     e = parse_error(header_edit([](ar::Header& h) { h.tokenizer_format = 9; }));
     CHECK(contains(e.what(), "unknown tokenizer format"));
@@ -542,8 +542,8 @@ TEST_CASE("archive: corrupted header or directory is refused, naming the problem
 
 TEST_CASE("archive: random header and directory damage never crashes the loader", "[archive]") {
   SmallArchive s;
-  const uint64_t dir_end = header_of(s.image).dir_offset +
-                           uint64_t{header_of(s.image).num_tensors} * ar::kEntryBytes;
+  const uint64_t dir_end =
+      header_of(s.image).dir_offset + uint64_t{header_of(s.image).num_tensors} * ar::kEntryBytes;
   std::mt19937_64 rng(12345);
   int accepted = 0;
   for (int iter = 0; iter < 3000; ++iter) {
@@ -584,7 +584,8 @@ TEST_CASE("archive verify catches a flipped byte in a blob", "[archive]") {
   CHECK(last_done == v.bytes_checked);
 }
 
-// ---- safe writing ------------------------------------------------------------------------------------
+// ---- safe writing
+// ------------------------------------------------------------------------------------
 
 TEST_CASE("archive writer: an injected failure mid-write leaves no file", "[archive]") {
   TempDir dir;
@@ -616,7 +617,8 @@ TEST_CASE("archive writer: SIGINT stops the copy and removes the temporary file"
       std::raise(SIGINT);  // our handler only sets a flag; the loop notices it
     }
   };
-  CHECK_THROWS_WITH(write_model(m, dir / "out.gptoss", o), Catch::Contains("interrupted by SIGINT"));
+  CHECK_THROWS_WITH(write_model(m, dir / "out.gptoss", o),
+                    Catch::Contains("interrupted by SIGINT"));
   CHECK(raised);
   CHECK(files_in(dir.path()).empty());
   struct sigaction after {};
@@ -662,7 +664,8 @@ TEST_CASE("archive writer: existing outputs need --force; bad destinations are n
   gptoss::conv::WriteOptions o;
   o.force = true;
   CHECK_NOTHROW(write_model(m, dir / "a.gptoss", o));
-  CHECK_THROWS_WITH(write_model(m, dir / "missing" / "a.gptoss"), Catch::Contains("does not exist"));
+  CHECK_THROWS_WITH(write_model(m, dir / "missing" / "a.gptoss"),
+                    Catch::Contains("does not exist"));
   CHECK_THROWS_WITH(write_model(m, dir.path(), o), Catch::Contains("is a directory"));
   CHECK(MappedArchive::open(dir / "a.gptoss").verify().ok());
 }
@@ -697,7 +700,8 @@ TEST_CASE("archive writer: MXFP4 scale bytes 253-255 are counted per tensor", "[
   CHECK(files_in(dir.path()).size() == 1);
 }
 
-// ---- converter options and tokenizer -----------------------------------------------------------------
+// ---- converter options and tokenizer
+// -----------------------------------------------------------------
 
 TEST_CASE("convert: fp8 formats are refused clearly until implemented", "[archive]") {
   WeightFormats f;
@@ -719,8 +723,8 @@ TEST_CASE("convert: fp8 formats are refused clearly until implemented", "[archiv
 
 TEST_CASE("convert: tokenizer files are tagged by content and extension", "[archive]") {
   TempDir dir;
-  const auto tiktoken = gptoss::conv::load_tokenizer_file(fs::path(GPTOSS_DATA_DIR) /
-                                                          "o200k_base.tiktoken");
+  const auto tiktoken =
+      gptoss::conv::load_tokenizer_file(fs::path(GPTOSS_DATA_DIR) / "o200k_base.tiktoken");
   CHECK(tiktoken.format == ar::TokenizerFormat::kTiktoken);
   CHECK(tiktoken.bytes.size() == fs::file_size(fs::path(GPTOSS_DATA_DIR) / "o200k_base.tiktoken"));
   auto write_text = [&](const std::string& name, const std::string& text) {
@@ -747,7 +751,8 @@ TEST_CASE("convert: tokenizer files are tagged by content and extension", "[arch
   CHECK(def.bytes == tiktoken.bytes);
 }
 
-// ---- the converter on synthetic checkpoints ------------------------------------------------------------
+// ---- the converter on synthetic checkpoints
+// ------------------------------------------------------------
 
 namespace {
 
@@ -758,8 +763,8 @@ struct SynthCheckpoint {
   uint64_t seed;
   explicit SynthCheckpoint(const ModelConfig& c, bool both_layouts = true, uint64_t s = 5)
       : config(c), seed(s) {
-    for (auto layout : {gptoss::conv::CheckpointLayout::kHF,
-                        gptoss::conv::CheckpointLayout::kOriginal}) {
+    for (auto layout :
+         {gptoss::conv::CheckpointLayout::kHF, gptoss::conv::CheckpointLayout::kOriginal}) {
       if (!both_layouts && layout == gptoss::conv::CheckpointLayout::kOriginal) break;
       gptoss::conv::SynthWriteOptions o;
       o.layout = layout;
@@ -883,16 +888,20 @@ TEST_CASE("gptoss convert and info through the command line", "[archive][cli]") 
   CHECK(run_cli(fmt::format("convert {} -o {}", ck.dir.path().string(), file), &text) != 0);
   CHECK(contains(text, "already exists"));
   CHECK(run_cli(fmt::format("convert {} -o {} --attn fp8", ck.dir.path().string(),
-                            (out / "f.gptoss").string()), &text) != 0);
+                            (out / "f.gptoss").string()),
+                &text) != 0);
   CHECK(contains(text, "--attn fp8 is not supported yet"));
   CHECK(run_cli(fmt::format("convert {} -o {} --lm-head fp8", ck.dir.path().string(),
-                            (out / "f.gptoss").string()), &text) != 0);
+                            (out / "f.gptoss").string()),
+                &text) != 0);
   CHECK(contains(text, "--lm-head fp8 is not supported yet"));
   CHECK(run_cli(fmt::format("convert {} -o {} --test-free-bytes 1000", ck.dir.path().string(),
-                            (out / "f.gptoss").string()), &text) != 0);
+                            (out / "f.gptoss").string()),
+                &text) != 0);
   CHECK(contains(text, "not enough free space"));
   CHECK(run_cli(fmt::format("convert {} -o {} --test-fail-after 5000000", ck.dir.path().string(),
-                            (out / "f.gptoss").string()), &text) != 0);
+                            (out / "f.gptoss").string()),
+                &text) != 0);
   CHECK(files_in(out.path()).size() == 2);  // m.gptoss, bad.gptoss: nothing left behind
   CHECK(run_cli(fmt::format("info {}", (out / "absent.gptoss").string()), &text) != 0);
   CHECK(contains(text, "hint:"));
@@ -901,7 +910,8 @@ TEST_CASE("gptoss convert and info through the command line", "[archive][cli]") 
   REQUIRE(run_cli("convert --dry-run --shape 120b", &text) == 0);
   CHECK(contains(text, "543 tensors, 65248815744 bytes"));
   REQUIRE(run_cli(fmt::format("convert --dry-run {} -o {}", ck.dir.path().string(),
-                              (out / "p.gptoss").string()), &text) == 0);
+                              (out / "p.gptoss").string()),
+                  &text) == 0);
   CHECK(contains(text, fmt::format("archive:   {} bytes", fs::file_size(file))));
   CHECK_FALSE(fs::exists(out / "p.gptoss"));
 }

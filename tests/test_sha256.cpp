@@ -1,7 +1,6 @@
 // test_sha256.cpp — host/sha256 against the FIPS 180-2 / NIST example vectors, incremental
 // updates at awkward split points, and the bundled o200k_base ranks file.
 #include <catch2/catch.hpp>
-
 #include <cstring>
 #include <fstream>
 #include <iterator>
