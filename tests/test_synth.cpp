@@ -272,7 +272,7 @@ TEST_CASE("synth: pinned hashes of the written files", "[synth]") {
   const auto c = gptoss::conv::synth_config("tiny", 2, 4, 1000);
   TempDir dir;
   gptoss::conv::SynthWriteOptions opt;
-  opt.shard_bytes = 40u << 20;  // > the largest tensor (33 MB of mlp1 blocks): a few shards
+  opt.shard_bytes = 10u << 20;  // < the expert tensors: one shard per big tensor
   gptoss::conv::write_synth_checkpoint(dir.path, c, /*seed=*/1, opt);
   opt.layout = CheckpointLayout::kOriginal;
   gptoss::conv::write_synth_checkpoint(dir.path, c, /*seed=*/1, opt);
@@ -285,7 +285,47 @@ TEST_CASE("synth: pinned hashes of the written files", "[synth]") {
   std::sort(got.begin(), got.end());
   std::string listing;
   for (const auto& [name, h] : got) listing += fmt::format("{} {:016x}\n", name, h);
-  const std::string pinned = "";
+  const std::string pinned =
+      "config.json c7f36c8ed3d2a42c\n"
+      "generation_config.json fe7ae8b57061f409\n"
+      "model-00000-of-00016.safetensors 4f4634f93ced0cca\n"
+      "model-00001-of-00016.safetensors ae8c745e1bc37cc3\n"
+      "model-00002-of-00016.safetensors 8b886780c4e7511c\n"
+      "model-00003-of-00016.safetensors 7f9261c75ecd919a\n"
+      "model-00004-of-00016.safetensors ee4536de148921e4\n"
+      "model-00005-of-00016.safetensors 46de10e8dce14a84\n"
+      "model-00006-of-00016.safetensors 82cd675d5e7c8d7a\n"
+      "model-00007-of-00016.safetensors a5346efe01995f8c\n"
+      "model-00008-of-00016.safetensors 8231e6caee9e3211\n"
+      "model-00009-of-00016.safetensors 66d2b8a2c907ff4a\n"
+      "model-00010-of-00016.safetensors a98940dd9e47f30f\n"
+      "model-00011-of-00016.safetensors 7ff7fff091cbce97\n"
+      "model-00012-of-00016.safetensors a838d88f402388cc\n"
+      "model-00013-of-00016.safetensors 4dd5988202bb27f1\n"
+      "model-00014-of-00016.safetensors d14d3833f8457e9e\n"
+      "model-00015-of-00016.safetensors 6d1044874afc37e9\n"
+      "model-00016-of-00016.safetensors a063e8a9c90d3a39\n"
+      "model.safetensors.index.json 584bd28f14b781e9\n"
+      "original/config.json 171eb645142fd7f2\n"
+      "original/dtypes.json 8dbd29df57b9f7a9\n"
+      "original/model-00000-of-00016.safetensors 6294343dc47a7c87\n"
+      "original/model-00001-of-00016.safetensors 296a8680d61c5aaf\n"
+      "original/model-00002-of-00016.safetensors aa6a26a5c628bdb0\n"
+      "original/model-00003-of-00016.safetensors 67af1127137c7d1a\n"
+      "original/model-00004-of-00016.safetensors c295007c718b856e\n"
+      "original/model-00005-of-00016.safetensors fea65bf6040bc741\n"
+      "original/model-00006-of-00016.safetensors 0adaf24fc77bdf8b\n"
+      "original/model-00007-of-00016.safetensors e0c9dd329a775b23\n"
+      "original/model-00008-of-00016.safetensors 03185ba41ce4672a\n"
+      "original/model-00009-of-00016.safetensors 245daec47649270e\n"
+      "original/model-00010-of-00016.safetensors 35bfdbbe5596a456\n"
+      "original/model-00011-of-00016.safetensors 2eafd24ecbe9c705\n"
+      "original/model-00012-of-00016.safetensors ab7bc60ddd606f72\n"
+      "original/model-00013-of-00016.safetensors a6e50a94d6850530\n"
+      "original/model-00014-of-00016.safetensors 2581ea8bbec43de7\n"
+      "original/model-00015-of-00016.safetensors 42311051a651e4b8\n"
+      "original/model-00016-of-00016.safetensors 6c82fd0286959529\n"
+      "original/model.safetensors.index.json f1ad49a560888889\n";
   CHECK(listing == pinned);
 }
 
