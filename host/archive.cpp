@@ -395,15 +395,19 @@ std::span<const std::byte> MappedArchive::tensor(std::string_view name) const {
 }
 
 TensorLookup MappedArchive::lookup() const {
-  return [this](const TensorSpec& spec) -> std::span<const std::byte> {
-    const ArchiveTensor* t = find(spec.name);
-    if (t == nullptr) throw Error(fmt::format("{}: no tensor named '{}'", label_, spec.name));
-    if (t->dtype != spec.dtype || t->shape != spec.shape) {
-      throw Error(fmt::format("{}: tensor {} is {} {}, the caller expects {} {}", label_, spec.name,
-                              dtype_name(t->dtype), shape_str(t->shape), dtype_name(spec.dtype),
+  // Captures copies (the directory is small) plus the mapping's owner, so the lookup stays valid
+  // when this MappedArchive is moved or destroyed.
+  return [keepalive = keepalive_, bytes = bytes_, label = label_, entries = entries_,
+          index = index_](const TensorSpec& spec) -> std::span<const std::byte> {
+    const auto it = index.find(spec.name);
+    if (it == index.end()) throw Error(fmt::format("{}: no tensor named '{}'", label, spec.name));
+    const ArchiveTensor& t = entries[it->second];
+    if (t.dtype != spec.dtype || t.shape != spec.shape) {
+      throw Error(fmt::format("{}: tensor {} is {} {}, the caller expects {} {}", label, spec.name,
+                              dtype_name(t.dtype), shape_str(t.shape), dtype_name(spec.dtype),
                               shape_str(spec.shape)));
     }
-    return bytes_.subspan(t->offset, t->num_bytes);
+    return bytes.subspan(t.offset, t.num_bytes);
   };
 }
 

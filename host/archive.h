@@ -88,7 +88,7 @@ class MappedArchive {
   // The tensor's bytes inside the mapping; throws gptoss::Error if absent.
   std::span<const std::byte> tensor(std::string_view name) const;
   // For bind_weights(): checks dtype and shape against the requested spec. The returned
-  // function refers to this archive, which must outlive it.
+  // function keeps the mapping alive by itself (it may outlive or survive moving this object).
   TensorLookup lookup() const;
 
   archive::TokenizerFormat tokenizer_format() const;

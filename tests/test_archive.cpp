@@ -304,6 +304,15 @@ TEST_CASE("archive round trip: every tensor, the config, formats and tokenizer",
         a.tensor("layers.1.mlp2.scales").data());
   TensorSpec wrong{"layers.0.sinks", gptoss::DType::kBF16, {3}};
   CHECK_THROWS_WITH(a.lookup()(wrong), Catch::Contains("layers.0.sinks"));
+  // A lookup outlives the MappedArchive it came from (it holds the mapping).
+  gptoss::TensorLookup detached;
+  {
+    const MappedArchive temp = MappedArchive::open(s.path);
+    detached = temp.lookup();
+  }
+  const gptoss::ModelWeights w2 = gptoss::bind_weights(s.model.config, detached);
+  const Bytes& norm = s.model.data.at("norm.weight");
+  CHECK(std::memcmp(w2.final_norm, norm.data(), norm.size()) == 0);
   // All checksums match.
   const auto v = a.verify();
   CHECK(v.ok());
