@@ -37,25 +37,28 @@ namespace {
 constexpr const char* kFixtureName = "hf_tiny_v8192_seed1.json";
 
 // ---- tolerances, each with its reason ------------------------------------------------------------
-// The reference stores BF16 at five points per layer (DESIGN.md section 6); transformers in FP32
-// is the exact model up to FP32 summation order. Against the naive FP64 model on this checkpoint
-// (the [.e2e_selfcheck] test, same comparison code) the reference's worst recorded-logit error
-// away from near-ties is a few percent of the logit RMS; a wrong mask, rotation, bias or expert
-// formula moves logits by O(1) RMS. Hence:
-constexpr double kLogitErrRms = 0.15;  // max |ref - hf| over the top-k ids, in logit-RMS units
-constexpr double kCenteredCos = 0.99;  // Pearson correlation of the top-k logits
-constexpr double kMeanKl = 2e-3;       // mean KL(hf || ref) on the recorded support, nats
-constexpr double kLseErrRms = 0.05;    // |logsumexp difference| in logit-RMS units
-// A top-1 (greedy) disagreement is a near-tie when either model's top-1 minus top-2 margin is
-// under this many logit-RMS units: BF16 storage moves logits by up to a few percent of the RMS.
-constexpr double kLogitTieRms = 0.1;
-// Router logits of the two models differ by ~1% of their RMS (BF16 t, FP32 vs FP32 sums); a
-// 4th-5th gap under 5% of the RMS can flip the chosen set, and then that position's residual
-// legitimately moves by O(1) (DESIGN.md section 8), so it is reported, not compared.
-constexpr double kRouterTieRms = 0.05;
-// Positions whose comparison is skipped as near-ties must stay rare, or the "explanations" would
-// hide a real bug.
-constexpr double kMaxTieFraction = 0.15;
+// The reference stores BF16 at five points per layer (DESIGN.md section 6); transformers in FP32 is
+// the exact model up to FP32 summation order. So the two differ by the reference's BF16 storage,
+// propagated through 4 layers and the KV history. Measured on the committed fixture (tiny, vocab
+// 8192, 300 positions; the test prints these numbers every run): router logits within 0.040 of
+// their RMS, recorded logits within 0.042 of the logit RMS (full rows 0.026), logsumexp within
+// 0.0096, centered cosine >= 0.9965, mean KL 2.4e-4 (transformers' own BF16 run is at 1.2e-3).
+// The bounds below are about twice that; a wrong mask, rotation, bias or expert formula moves
+// logits by O(1) RMS and router choices everywhere.
+constexpr double kRouterErrRms = 0.08;  // max |ref - hf| router logit, in router-logit RMS units
+constexpr double kLogitErrRms = 0.08;   // max |ref - hf| over the top-k ids, in logit-RMS units
+constexpr double kLseErrRms = 0.03;     // |logsumexp difference|, in logit-RMS units
+constexpr double kCenteredCos = 0.99;   // Pearson correlation of the top-k logits
+constexpr double kMeanKl = 1e-3;        // mean KL(hf || ref) on the recorded support, nats
+// Two values each within e of the truth can swap order only when their gap is under 2e, so a
+// top-1 (or greedy) disagreement is explained when either model's top-1 minus top-2 margin is
+// under 2 kLogitErrRms, and a different expert set when the 4th-5th router gap is under
+// 2 kRouterErrRms. A different set moves that position's residual by O(1) (DESIGN.md section 8),
+// so the position is reported and not compared.
+constexpr double kLogitTieRms = 2 * kLogitErrRms;
+constexpr double kRouterTieRms = 2 * kRouterErrRms;
+// Skipped positions must stay rare, or the explanations could hide a real bug (measured: 6/300).
+constexpr double kMaxTieFraction = 0.1;
 
 struct Fixture {
   std::string path;
@@ -134,6 +137,7 @@ struct Report {
   std::vector<std::string> ties;         // near-tie positions (reported, not compared)
   double worst_err = 0, worst_lse = 0, min_cos = 1, sum_kl = 0, worst_full_err = 0;
   double min_full_cos = 1;
+  double worst_router_err = 0;  // max |ref - hf| router logit / router RMS, before any flip
   int greedy_agree = 0, greedy_checked = 0;
 };
 
@@ -147,8 +151,10 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
     const std::vector<float>& L = r.logits();
     const double rms = rms_of(L);
     ++rep.positions;
-    // Router near-ties at this position, in either model.
-    bool router_tie = false;
+    // Expert sets per layer. A different set is legitimate only at a router near-tie; then this
+    // position's residual moves by O(1) and it is reported, not compared. Until the first
+    // different set, the router logits themselves are compared.
+    bool router_flip = false;
     for (int l = 0; l < c.num_layers; ++l) {
       const auto& hf_router = f.router_logits[p][static_cast<size_t>(l)];
       double hf_rms = 0;
@@ -157,17 +163,22 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
       const auto [hf_set, hf_gap] = top_set(hf_router, k);
       std::vector<int> ref_set = r.layer(l).experts;
       std::sort(ref_set.begin(), ref_set.end());
-      const bool tie = hf_gap < kRouterTieRms * hf_rms ||
-                       r.layer(l).margins.kth_gap < kRouterTieRms * hf_rms;
-      router_tie |= tie;
+      if (!router_flip) {
+        for (size_t e = 0; e < hf_router.size(); ++e) {
+          rep.worst_router_err = std::max(
+              rep.worst_router_err, std::fabs(r.layer(l).router_logits[e] - hf_router[e]) / hf_rms);
+        }
+      }
       if (ref_set != hf_set) {
-        if (tie) {
+        const double gap = std::min(hf_gap, double(r.layer(l).margins.kth_gap));
+        if (gap < kRouterTieRms * hf_rms) {
           ++rep.router_mismatch_explained;
         } else {
           rep.unexplained.push_back(fmt::format(
               "position {} layer {}: experts differ with a 4th-5th gap of {:.3f} ({:.1f}% of the "
-              "router RMS)", p, l, hf_gap, 100 * hf_gap / hf_rms));
+              "router RMS)", p, l, gap, 100 * gap / hf_rms));
         }
+        router_flip = true;
       }
     }
     const auto& ids = f.top_ids[p];
@@ -176,15 +187,15 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
     const bool logit_tie = hf_margin < kLogitTieRms * rms || r.logit_margin() < kLogitTieRms * rms;
     if (ref_top1 == ids[0]) {
       ++rep.top1_agree;
-    } else if (logit_tie || router_tie) {
+    } else if (logit_tie || router_flip) {
       ++rep.top1_explained;
     } else {
       rep.unexplained.push_back(fmt::format(
           "position {}: top-1 {} (ref) vs {} (hf), margins {:.3f} / {:.3f} with logit RMS {:.3f}",
           p, ref_top1, ids[0], r.logit_margin(), hf_margin, rms));
     }
-    if (router_tie) {
-      rep.ties.push_back(fmt::format("{}{}", p, logit_tie ? "(logit+router)" : "(router)"));
+    if (router_flip) {
+      rep.ties.push_back(std::to_string(p));
       continue;  // the residual legitimately differs at this position
     }
     // Errors over the recorded support.
@@ -248,17 +259,17 @@ void check_report(const Report& rep) {
   const double mean_kl = rep.compared ? rep.sum_kl / rep.compared : 0;
   const std::string summary = fmt::format(
       "{} positions: top-1 agree {} (+{} explained by near-ties), compared {} (near-ties skipped: "
-      "{}), worst recorded-logit err {:.4f} RMS, worst lse err {:.4f} RMS, min centered cosine "
+      "{}), worst router-logit err {:.4f} RMS, worst recorded-logit err {:.4f} RMS, worst lse err {:.4f} RMS, min centered cosine "
       "{:.5f}, mean KL {:.2e}, full rows: worst err {:.4f} RMS, min cosine {:.6f}; router "
       "mismatches at near-ties {}; greedy {}/{} agree",
       rep.positions, rep.top1_agree, rep.top1_explained, rep.compared, rep.ties.size(),
-      rep.worst_err, rep.worst_lse, rep.min_cos, mean_kl, rep.worst_full_err, rep.min_full_cos,
+      rep.worst_router_err, rep.worst_err, rep.worst_lse, rep.min_cos, mean_kl, rep.worst_full_err, rep.min_full_cos,
       rep.router_mismatch_explained, rep.greedy_agree, rep.greedy_checked);
   WARN(summary);  // always shown: the numbers are the point of this test
   if (!rep.ties.empty()) {
     std::string list;
     for (const auto& t : rep.ties) list += " " + t;
-    WARN("near-tie positions (explained, not compared):" + list);
+    WARN("positions with a router flip at a near-tie (explained, not compared):" + list);
   }
   for (const auto& u : rep.unexplained) {
     INFO(u);
@@ -268,6 +279,7 @@ void check_report(const Report& rep) {
   CHECK(double(rep.ties.size()) <= kMaxTieFraction * rep.positions);
   CHECK(rep.worst_err <= kLogitErrRms);
   CHECK(rep.worst_lse <= kLseErrRms);
+  CHECK(rep.worst_router_err <= kRouterErrRms);
   CHECK(rep.min_cos >= kCenteredCos);
   CHECK(mean_kl <= kMeanKl);
   CHECK(rep.worst_full_err <= kLogitErrRms);
