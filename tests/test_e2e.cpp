@@ -5,6 +5,7 @@
 // explained by a logit or router near-tie, never by loose tolerances. Without the fixture file the
 // test warns "SKIPPED" and returns (the fixture only exists after the GPU run).
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -45,24 +46,38 @@ constexpr const char* kFixtureName = "hf_tiny_v8192_seed1.json";
 // 0.0096, centered cosine >= 0.9965, mean KL 2.4e-4 (transformers' own BF16 run is at 1.2e-3).
 // The bounds below are about twice that; a wrong mask, rotation, bias or expert formula moves
 // logits by O(1) RMS and router choices everywhere.
-constexpr double kRouterErrRms = 0.08;  // max |ref - hf| router logit, in router-logit RMS units
-constexpr double kLogitErrRms = 0.08;   // max |ref - hf| over the top-k ids, in logit-RMS units
-constexpr double kLseErrRms = 0.03;     // |logsumexp difference|, in logit-RMS units
-constexpr double kCenteredCos = 0.99;   // Pearson correlation of the top-k logits
-constexpr double kMeanKl = 1e-3;        // mean KL(hf || ref) on the recorded support, nats
-// Two values each within e of the truth can swap order only when their gap is under 2e, so a
-// top-1 (or greedy) disagreement is explained when either model's top-1 minus top-2 margin is
-// under 2 kLogitErrRms, and a different expert set when the 4th-5th router gap is under
-// 2 kRouterErrRms. A different set moves that position's residual by O(1) (DESIGN.md section 8),
-// so the position is reported and not compared.
-constexpr double kLogitTieRms = 2 * kLogitErrRms;
-constexpr double kRouterTieRms = 2 * kRouterErrRms;
-// Skipped positions must stay rare, or the explanations could hide a real bug (measured: 6/300).
-constexpr double kMaxTieFraction = 0.1;
+struct Tolerances {
+  double router_err = 0.08;  // max |ref - hf| router logit, in router-logit RMS units
+  double logit_err = 0.08;   // max |ref - hf| over the top-k ids, in logit-RMS units
+  double lse_err = 0.03;     // |logsumexp difference|, in logit-RMS units
+  double centered_cos = 0.99;  // Pearson correlation of the top-k logits
+  double mean_kl = 1e-3;       // mean KL(hf || ref) on the recorded support, nats
+  // Two values each within e of the truth can swap order only when their gap is under 2e, so a
+  // top-1 (or greedy) disagreement is explained when either model's top-1 minus top-2 margin is
+  // under 2 logit_err, and a different expert set when the 4th-5th router gap is under
+  // 2 router_err. A different set moves that position's residual by O(1) (DESIGN.md section 8),
+  // so the position is reported and not compared.
+  double logit_tie() const { return 2 * logit_err; }
+  double router_tie() const { return 2 * router_err; }
+  // Skipped positions must stay rare, or the explanations could hide a real bug (measured: 6/300).
+  double max_tie_fraction = 0.1;
+};
+
+// Against transformers in FP32 (the committed fixture).
+constexpr Tolerances kFp32{};
+
+// Against transformers run in BF16 (a fixture with "precision": "bf16...", the 20b-shaped check
+// on an H100, where FP32 does not fit): transformers itself then rounds every activation to BF16
+// in its own order. On tiny, its BF16 run against its FP32 run moved logits by up to 0.78 at a
+// logit RMS of 3.79 (21%), agreed on 95% of top-1 and had a mean KL of 1.2e-3 (the fixture's
+// transformers_bf16_vs_fp32); with 24 layers instead of 4 these grow. The bounds are set from
+// those figures with room for depth; the printed numbers are the result that is recorded.
+constexpr Tolerances kBf16{0.5, 0.5, 0.2, 0.9, 2e-2, 0.3};
 
 struct Fixture {
   std::string path;
   std::string shape;
+  std::string precision;  // transformers' precision, as its generator recorded it
   uint64_t seed = 0;
   int vocab = 0, layers = 0, experts = 0;
   nlohmann::json config;
@@ -84,6 +99,7 @@ Fixture load_fixture(const std::string& path) {
   Fixture f;
   f.path = path;
   f.shape = j.at("checkpoint").at("shape").get<std::string>();
+  f.precision = j.value("generator", nlohmann::json::object()).value("precision", "fp32");
   f.seed = j.at("checkpoint").at("seed").get<uint64_t>();
   f.vocab = j.at("checkpoint").value("vocab", 0);
   f.layers = j.at("checkpoint").value("layers", 0);
@@ -138,11 +154,12 @@ struct Report {
   double worst_err = 0, worst_lse = 0, min_cos = 1, sum_kl = 0, worst_full_err = 0;
   double min_full_cos = 1;
   double worst_router_err = 0;  // max |ref - hf| router logit / router RMS, before any flip
+  std::vector<double> flip_gaps;  // router gap (RMS units) at each position's first flipped layer
   int greedy_agree = 0, greedy_checked = 0;
 };
 
 // Runs `r` over the fixture's tokens and compares. Reference-side router data comes from r.
-Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
+Report compare_with_fixture(ref::Reference& r, const Fixture& f, const Tolerances& tol) {
   Report rep;
   const ModelConfig& c = r.config();
   const int k = c.experts_per_token;
@@ -169,10 +186,13 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
               rep.worst_router_err, std::fabs(r.layer(l).router_logits[e] - hf_router[e]) / hf_rms);
         }
       }
-      if (ref_set != hf_set) {
+      // Only the first layer with a different set must be a near-tie: every later layer of this
+      // position reads a residual that the flip moved by O(1).
+      if (ref_set != hf_set && !router_flip) {
         const double gap = std::min(hf_gap, double(r.layer(l).margins.kth_gap));
-        if (gap < kRouterTieRms * hf_rms) {
+        if (gap < tol.router_tie() * hf_rms) {
           ++rep.router_mismatch_explained;
+          rep.flip_gaps.push_back(gap / hf_rms);
         } else {
           rep.unexplained.push_back(fmt::format(
               "position {} layer {}: experts differ with a 4th-5th gap of {:.3f} ({:.1f}% of the "
@@ -184,7 +204,8 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
     const auto& ids = f.top_ids[p];
     const auto& hf = f.top_logits[p];
     const double hf_margin = hf[0] - hf[1];
-    const bool logit_tie = hf_margin < kLogitTieRms * rms || r.logit_margin() < kLogitTieRms * rms;
+    const bool logit_tie =
+        hf_margin < tol.logit_tie() * rms || r.logit_margin() < tol.logit_tie() * rms;
     if (ref_top1 == ids[0]) {
       ++rep.top1_agree;
     } else if (logit_tie || router_flip) {
@@ -245,7 +266,8 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
     ++rep.greedy_checked;
     if (next == f.greedy[i]) {
       ++rep.greedy_agree;
-    } else if (!(f.greedy_margins[i] < kLogitTieRms * rms || r.logit_margin() < kLogitTieRms * rms)) {
+    } else if (!(f.greedy_margins[i] < tol.logit_tie() * rms ||
+                 r.logit_margin() < tol.logit_tie() * rms)) {
       rep.unexplained.push_back(fmt::format("greedy step {}: {} (ref) vs {} (hf), margins {:.3f} / "
                                             "{:.3f}", i, next, f.greedy[i], r.logit_margin(),
                                             f.greedy_margins[i]));
@@ -255,13 +277,13 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f) {
   return rep;
 }
 
-void check_report(const Report& rep) {
+void check_report(const Report& rep, const Tolerances& tol) {
   const double mean_kl = rep.compared ? rep.sum_kl / rep.compared : 0;
   const std::string summary = fmt::format(
       "{} positions: top-1 agree {} (+{} explained by near-ties), compared {} (near-ties skipped: "
       "{}), worst router-logit err {:.4f} RMS, worst recorded-logit err {:.4f} RMS, worst lse err {:.4f} RMS, min centered cosine "
       "{:.5f}, mean KL {:.2e}, full rows: worst err {:.4f} RMS, min cosine {:.6f}; router "
-      "mismatches at near-ties {}; greedy {}/{} agree",
+      "flips at near-ties (first layer per position) {}; greedy {}/{} agree",
       rep.positions, rep.top1_agree, rep.top1_explained, rep.compared, rep.ties.size(),
       rep.worst_router_err, rep.worst_err, rep.worst_lse, rep.min_cos, mean_kl, rep.worst_full_err, rep.min_full_cos,
       rep.router_mismatch_explained, rep.greedy_agree, rep.greedy_checked);
@@ -270,19 +292,26 @@ void check_report(const Report& rep) {
     std::string list;
     for (const auto& t : rep.ties) list += " " + t;
     WARN("positions with a router flip at a near-tie (explained, not compared):" + list);
+    std::vector<double> g = rep.flip_gaps;
+    std::sort(g.begin(), g.end());
+    if (!g.empty()) {
+      WARN(fmt::format("4th-5th router gap at the first flipped layer, in router-RMS units: median "
+                       "{:.4f}, 90th percentile {:.4f}, max {:.4f}", g[g.size() / 2],
+                       g[g.size() * 9 / 10], g.back()));
+    }
   }
   for (const auto& u : rep.unexplained) {
     INFO(u);
     CHECK(false);
   }
   CHECK(rep.compared > 0);
-  CHECK(double(rep.ties.size()) <= kMaxTieFraction * rep.positions);
-  CHECK(rep.worst_err <= kLogitErrRms);
-  CHECK(rep.worst_lse <= kLseErrRms);
-  CHECK(rep.worst_router_err <= kRouterErrRms);
-  CHECK(rep.min_cos >= kCenteredCos);
-  CHECK(mean_kl <= kMeanKl);
-  CHECK(rep.worst_full_err <= kLogitErrRms);
+  CHECK(double(rep.ties.size()) <= tol.max_tie_fraction * rep.positions);
+  CHECK(rep.worst_err <= tol.logit_err);
+  CHECK(rep.worst_lse <= tol.lse_err);
+  CHECK(rep.worst_router_err <= tol.router_err);
+  CHECK(rep.min_cos >= tol.centered_cos);
+  CHECK(mean_kl <= tol.mean_kl);
+  CHECK(rep.worst_full_err <= tol.logit_err);
 }
 
 ModelConfig fixture_config(const Fixture& f) {
@@ -330,7 +359,33 @@ TEST_CASE("CPU reference matches transformers FP32 on a synthetic checkpoint", "
   const ModelWeights w = bind_weights(archive.config(), archive.lookup());
   ref::Reference r(w, {ref::ExpertMode::kBf16, 0,
                        static_cast<int>(f.tokens.size() + f.greedy.size())});
-  check_report(compare_with_fixture(r, f));
+  check_report(compare_with_fixture(r, f, kFp32), kFp32);
+}
+
+// Not run by default: a fixture made on the GPU machine for a full-size checkpoint (the 20b-shaped
+// check of tests/fixtures/README.md, made by scripts/gpu_20b_checks.sh) against an archive already
+// converted from that checkpoint: GPTOSS_HF_FIXTURE=fixture.json GPTOSS_HF_ARCHIVE=model.gptoss.
+// The tolerances follow the precision transformers ran in (kFp32 or kBf16 above).
+TEST_CASE("CPU reference matches transformers on a given archive", "[.e2e_archive]") {
+  const char* fixture = std::getenv("GPTOSS_HF_FIXTURE");
+  const char* archive_env = std::getenv("GPTOSS_HF_ARCHIVE");
+  if (!fixture || !archive_env) FAIL("set GPTOSS_HF_FIXTURE and GPTOSS_HF_ARCHIVE");
+  const Fixture f = load_fixture(fixture);
+  const ModelConfig c = fixture_config(f);
+  const MappedArchive archive = MappedArchive::open(archive_env);
+  REQUIRE(archive.config() == c);
+  const ModelWeights w = bind_weights(archive.config(), archive.lookup());
+  ref::Reference r(w, {ref::ExpertMode::kBf16, 0,
+                       static_cast<int>(f.tokens.size() + f.greedy.size())});
+  const bool bf16 = f.precision.rfind("bf16", 0) == 0;
+  WARN("transformers precision: " << f.precision << " (tolerances: " << (bf16 ? "kBf16" : "kFp32")
+                                  << ")");
+  const auto t0 = std::chrono::steady_clock::now();
+  const Report rep = compare_with_fixture(r, f, bf16 ? kBf16 : kFp32);
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double steps = double(f.tokens.size() + f.greedy.size());
+  WARN(fmt::format("CPU reference: {:.0f} steps in {:.1f} s = {:.3f} tokens/s", steps, s, steps / s));
+  check_report(rep, bf16 ? kBf16 : kFp32);
 }
 
 // Not run by default. Builds a fixture from the naive FP64 model (the exact model, like
@@ -410,5 +465,5 @@ TEST_CASE("e2e comparison self-check against the naive FP64 model", "[.e2e_selfc
     std::ofstream(out) << j.dump();
   }
   ref::Reference r(w, {ref::ExpertMode::kBf16, 0, positions + greedy_steps});
-  check_report(compare_with_fixture(r, f));
+  check_report(compare_with_fixture(r, f, kFp32), kFp32);
 }
