@@ -47,32 +47,43 @@ constexpr const char* kFixtureName = "hf_tiny_v8192_seed1.json";
 // The bounds below are about twice that; a wrong mask, rotation, bias or expert formula moves
 // logits by O(1) RMS and router choices everywhere.
 struct Tolerances {
-  double router_err = 0.08;  // max |ref - hf| router logit, in router-logit RMS units
-  double logit_err = 0.08;   // max |ref - hf| over the top-k ids, in logit-RMS units
-  double lse_err = 0.03;     // |logsumexp difference|, in logit-RMS units
-  double centered_cos = 0.99;  // Pearson correlation of the top-k logits
-  double mean_kl = 1e-3;       // mean KL(hf || ref) on the recorded support, nats
+  double router_err;    // max |ref - hf| router logit, in router-logit RMS units
+  double logit_err;     // max |ref - hf| over the top-k ids, in logit-RMS units
+  double lse_err;       // |logsumexp difference|, in logit-RMS units
+  double centered_cos;  // Pearson correlation of the top-k logits
+  double mean_kl;       // mean KL(hf || ref) on the recorded support, nats
   // Two values each within e of the truth can swap order only when their gap is under 2e, so a
   // top-1 (or greedy) disagreement is explained when either model's top-1 minus top-2 margin is
-  // under 2 logit_err, and a different expert set when the 4th-5th router gap is under
-  // 2 router_err. A different set moves that position's residual by O(1) (DESIGN.md section 8),
-  // so the position is reported and not compared.
-  double logit_tie() const { return 2 * logit_err; }
-  double router_tie() const { return 2 * router_err; }
-  // Skipped positions must stay rare, or the explanations could hide a real bug (measured: 6/300).
-  double max_tie_fraction = 0.1;
+  // under logit_tie = 2 logit_err, and a different expert set when the 4th-5th router gap of the
+  // first layer that differs is under router_tie (logit-RMS and router-RMS units). A different
+  // set moves that position's residual by O(1) (DESIGN.md section 8), so the position is reported
+  // and not compared.
+  double logit_tie;
+  double router_tie;
+  // Skipped positions must stay rare, or the explanations could hide a real bug.
+  double max_tie_fraction;
 };
 
-// Against transformers in FP32 (the committed fixture).
-constexpr Tolerances kFp32{};
+// Against transformers in FP32, tiny (the committed CI fixture; measured: 6 of 300 positions with
+// a flip, every first flip at a gap under 0.4% of the router RMS).
+constexpr Tolerances kFp32{0.08, 0.08, 0.03, 0.99, 1e-3, 0.16, 0.16, 0.1};
 
-// Against transformers run in BF16 (a fixture with "precision": "bf16...", the 20b-shaped check
-// on an H100, where FP32 does not fit): transformers itself then rounds every activation to BF16
-// in its own order. On tiny, its BF16 run against its FP32 run moved logits by up to 0.78 at a
-// logit RMS of 3.79 (21%), agreed on 95% of top-1 and had a mean KL of 1.2e-3 (the fixture's
-// transformers_bf16_vs_fp32); with 24 layers instead of 4 these grow. The bounds are set from
-// those figures with room for depth; the printed numbers are the result that is recorded.
-constexpr Tolerances kBf16{0.5, 0.5, 0.2, 0.9, 2e-2, 0.3};
+// Against transformers in FP32, a deep model (the 20b shape: 24 layers of 32 experts; fixture
+// hf_20b_seed7_fp32.json with tests/fixtures/README.md). Each layer is another chance for two router
+// logits to sit within the rounding difference: measured, 120 of 140 positions have a different
+// set in some layer, each first one at a gap of at most 4.4% of the router RMS (median 0.6%).
+// Every such position also changes the KV entries that later positions attend to, so the 20
+// positions without a flip carry the earlier flips' effects: router logits there differ by up to
+// 17% of their RMS, logits by 12% of the logit RMS, mean KL 4.8e-3. For scale, transformers' own
+// BF16 run against its FP32 run on this checkpoint: top-1 77%, mean KL 5.3e-2, logits up to 1.4
+// RMS apart. The bounds are the measured values with some room; the flip gaps are the real check.
+constexpr Tolerances kFp32Deep{0.25, 0.2, 0.05, 0.95, 1e-2, 0.16, 0.1, 1.0};
+
+// Against transformers run in BF16 (a smoke test for when only an H100 is at hand: FP32 20b needs
+// an H200): transformers then keeps its residual stream in BF16 and differs from the exact model
+// more than the reference does (tiny: 21% of the logit RMS, 95% top-1, KL 1.2e-3; 20b: see above).
+// Only gross errors fail it.
+constexpr Tolerances kBf16{0.5, 0.5, 0.2, 0.9, 2e-2, 1.0, 0.5, 1.0};
 
 struct Fixture {
   std::string path;
@@ -190,7 +201,7 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f, const Tolerance
       // position reads a residual that the flip moved by O(1).
       if (ref_set != hf_set && !router_flip) {
         const double gap = std::min(hf_gap, double(r.layer(l).margins.kth_gap));
-        if (gap < tol.router_tie() * hf_rms) {
+        if (gap < tol.router_tie * hf_rms) {
           ++rep.router_mismatch_explained;
           rep.flip_gaps.push_back(gap / hf_rms);
         } else {
@@ -205,7 +216,7 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f, const Tolerance
     const auto& hf = f.top_logits[p];
     const double hf_margin = hf[0] - hf[1];
     const bool logit_tie =
-        hf_margin < tol.logit_tie() * rms || r.logit_margin() < tol.logit_tie() * rms;
+        hf_margin < tol.logit_tie * rms || r.logit_margin() < tol.logit_tie * rms;
     if (ref_top1 == ids[0]) {
       ++rep.top1_agree;
     } else if (logit_tie || router_flip) {
@@ -266,8 +277,8 @@ Report compare_with_fixture(ref::Reference& r, const Fixture& f, const Tolerance
     ++rep.greedy_checked;
     if (next == f.greedy[i]) {
       ++rep.greedy_agree;
-    } else if (!(f.greedy_margins[i] < tol.logit_tie() * rms ||
-                 r.logit_margin() < tol.logit_tie() * rms)) {
+    } else if (!(f.greedy_margins[i] < tol.logit_tie * rms ||
+                 r.logit_margin() < tol.logit_tie * rms)) {
       rep.unexplained.push_back(fmt::format("greedy step {}: {} (ref) vs {} (hf), margins {:.3f} / "
                                             "{:.3f}", i, next, f.greedy[i], r.logit_margin(),
                                             f.greedy_margins[i]));
@@ -365,7 +376,7 @@ TEST_CASE("CPU reference matches transformers FP32 on a synthetic checkpoint", "
 // Not run by default: a fixture made on the GPU machine for a full-size checkpoint (the 20b-shaped
 // check of tests/fixtures/README.md, made by scripts/gpu_20b_checks.sh) against an archive already
 // converted from that checkpoint: GPTOSS_HF_FIXTURE=fixture.json GPTOSS_HF_ARCHIVE=model.gptoss.
-// The tolerances follow the precision transformers ran in (kFp32 or kBf16 above).
+// The tolerances follow the precision transformers ran in and the depth (kFp32, kFp32Deep, kBf16).
 TEST_CASE("CPU reference matches transformers on a given archive", "[.e2e_archive]") {
   const char* fixture = std::getenv("GPTOSS_HF_FIXTURE");
   const char* archive_env = std::getenv("GPTOSS_HF_ARCHIVE");
@@ -378,14 +389,16 @@ TEST_CASE("CPU reference matches transformers on a given archive", "[.e2e_archiv
   ref::Reference r(w, {ref::ExpertMode::kBf16, 0,
                        static_cast<int>(f.tokens.size() + f.greedy.size())});
   const bool bf16 = f.precision.rfind("bf16", 0) == 0;
-  WARN("transformers precision: " << f.precision << " (tolerances: " << (bf16 ? "kBf16" : "kFp32")
-                                  << ")");
+  const bool deep = c.num_layers > 4;
+  const Tolerances& tol = bf16 ? kBf16 : deep ? kFp32Deep : kFp32;
+  WARN("transformers precision: " << f.precision << " (tolerances: "
+                                  << (bf16 ? "kBf16" : deep ? "kFp32Deep" : "kFp32") << ")");
   const auto t0 = std::chrono::steady_clock::now();
-  const Report rep = compare_with_fixture(r, f, bf16 ? kBf16 : kFp32);
+  const Report rep = compare_with_fixture(r, f, tol);
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double steps = double(f.tokens.size() + f.greedy.size());
   WARN(fmt::format("CPU reference: {:.0f} steps in {:.1f} s = {:.3f} tokens/s", steps, s, steps / s));
-  check_report(rep, bf16 ? kBf16 : kFp32);
+  check_report(rep, tol);
 }
 
 // Not run by default. Builds a fixture from the naive FP64 model (the exact model, like
