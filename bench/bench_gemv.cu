@@ -105,23 +105,17 @@ struct Timing {
 Timing time_launches(const std::function<void(int)>& launch, int reps, int samples) {
   for (int i = 0; i < 3; ++i) launch(i);  // warm-up
   GPTOSS_CHECK_LAUNCH();
-  cudaEvent_t a, b;
-  GPTOSS_CUDA_CHECK(cudaEventCreate(&a));
-  GPTOSS_CUDA_CHECK(cudaEventCreate(&b));
+  gpu::EventTimer timer;
   std::vector<double> us;
   int n = 0;
   for (int s = 0; s < samples; ++s) {
-    GPTOSS_CUDA_CHECK(cudaEventRecord(a));
+    timer.start();
     for (int r = 0; r < reps; ++r) launch(n++);
-    GPTOSS_CUDA_CHECK(cudaEventRecord(b));
-    GPTOSS_CUDA_CHECK(cudaEventSynchronize(b));
-    float ms = 0;
-    GPTOSS_CUDA_CHECK(cudaEventElapsedTime(&ms, a, b));
+    timer.stop();
+    const float ms = timer.elapsed_ms();
     us.push_back(1000.0 * ms / reps);
   }
-  GPTOSS_CUDA_CHECK(cudaGetLastError());
-  GPTOSS_CUDA_CHECK(cudaEventDestroy(a));
-  GPTOSS_CUDA_CHECK(cudaEventDestroy(b));
+  gpu::check_launch("timed kernels");
   std::sort(us.begin(), us.end());
   return {us[us.size() / 2], us[us.size() / 10], us[us.size() * 9 / 10]};
 }
@@ -172,16 +166,18 @@ void print_row(const Result& r) {
               100.0 * gbps / r.stream_gbps, r.valid ? "ok" : "INVALID");
 }
 
+const char* backend_json() { return std::strcmp(gpu::backend_name(), "HIP") == 0 ? "hip" : "cuda"; }
+
 void print_json(const Result& r) {
   const double gbps = r.bytes / (r.t.median_us * 1e-6) / 1e9;
   std::printf(
       "{\"bench\":\"gemv\",\"op\":\"%s\",\"config\":\"%s\",\"mode\":\"%s\",\"rows\":%d,\"k\":%d,\"matrices\":%d,"
       "\"bytes\":%.0f,\"median_us\":%.3f,\"p10_us\":%.3f,\"p90_us\":%.3f,\"gbps\":%.1f,\"stream_gbps\":%.1f,"
       "\"ratio\":%.4f,\"valid\":%s,\"worst_err_over_tol\":%.3g,\"device\":\"%s\",\"sms\":%d,\"sm_clock_mhz\":%d,"
-      "\"mem_clock_mhz\":%d,\"backend\":\"cuda\",\"git\":\"%s\"}\n",
+      "\"mem_clock_mhz\":%d,\"backend\":\"%s\",\"git\":\"%s\"}\n",
       r.op.c_str(), r.config.c_str(), r.mode.c_str(), r.rows, r.k, r.matrices, r.bytes, r.t.median_us, r.t.p10_us,
       r.t.p90_us, gbps, r.stream_gbps, gbps / r.stream_gbps, r.valid ? "true" : "false", r.worst_ratio,
-      g_dev.name.c_str(), g_dev.sms, g_dev.sm_clock_mhz, g_dev.mem_clock_mhz, GPTOSS_GIT_SHA);
+      g_dev.name.c_str(), g_dev.sms, g_dev.sm_clock_mhz, g_dev.mem_clock_mhz, backend_json(), GPTOSS_GIT_SHA);
 }
 
 // ---- bf16 ops ------------------------------------------------------------------------------------
@@ -201,7 +197,7 @@ void bench_bf16(const Bf16Op& op, int samples, Rng& rng) {
   w_dev.emplace_back(w0);
   for (int c = 1; c < copies; ++c) {
     w_dev.emplace_back(w_elems);
-    GPTOSS_CUDA_CHECK(cudaMemcpy(w_dev.back().get(), w_dev[0].get(), w_elems * 2, cudaMemcpyDeviceToDevice));
+    gpu::copy_on_device(w_dev.back().get(), w_dev[0].get(), w_elems * 2);
   }
   const auto bias = random_bf16(size_t(op.rows), rng, -1.0, 1.0);
   const auto x = random_bf16_floats(size_t(op.k), rng, -2.0, 2.0);
@@ -227,11 +223,11 @@ void bench_bf16(const Bf16Op& op, int samples, Rng& rng) {
                                                                                       d_x.get(), op.k, op.rows, rows_per_cta);
   };
   // Validate copy 0.
-  GPTOSS_CUDA_CHECK(cudaMemset(d_y.get(), 0xff, size_t(op.rows) * 4));
+  gpu::memset_device(d_y.get(), 0xff, size_t(op.rows) * 4);
   launch(0, 1);
   GPTOSS_CHECK_LAUNCH();
   std::vector<float> y(static_cast<size_t>(op.rows));
-  GPTOSS_CUDA_CHECK(cudaMemcpy(y.data(), d_y.get(), y.size() * 4, cudaMemcpyDeviceToHost));
+  gpu::copy_to_host(y.data(), d_y.get(), y.size() * 4);
   const auto ref = opref::gemv_bf16(w0.data(), op.rows, op.k, x.data(), op.bias ? bias.data() : nullptr);
   const auto cmp = compare(op.name, y.data(), ref.value.data(), ref.scale.data(), y.size(), tol::kGemvBf16, index_coords());
   if (!cmp.ok) std::printf("VALIDATION FAILED: %s\n", cmp.message.c_str());
@@ -304,11 +300,11 @@ void bench_mxfp4(const Mxfp4Op& op, int samples, Rng& rng) {
     bench_gemv_mxfp4_kernel<kAct, kSplitK><<<dim3(grid, num_jobs), kThreads, smem>>>(
         d_jobs.get() + first_job, op.k, rows_per_cta, d_x.get(), d_codes.get(), d_act_scales.get());
   };
-  GPTOSS_CUDA_CHECK(cudaMemset(d_y.get(), 0xff, size_t(op.rows) * 4));
+  gpu::memset_device(d_y.get(), 0xff, size_t(op.rows) * 4);
   launch(0, 1);
   GPTOSS_CHECK_LAUNCH();
   std::vector<float> y(static_cast<size_t>(op.rows));
-  GPTOSS_CUDA_CHECK(cudaMemcpy(y.data(), d_y.get(), y.size() * 4, cudaMemcpyDeviceToHost));
+  gpu::copy_to_host(y.data(), d_y.get(), y.size() * 4);
   const auto ref = opref::gemv_mxfp4(blocks0.data(), scales0.data(), op.rows, op.k, x_used.data(), bias0.data());
   const auto cmp = compare(op.name, y.data(), ref.value.data(), ref.scale.data(), y.size(),
                            fp8 ? tol::kGemvMxfp4Fp8 : tol::kGemvMxfp4Bf16, index_coords());
@@ -347,13 +343,8 @@ int main(int argc, char** argv) {
     }
   }
   try {
-    int dev_id = 0, clk = 0, mclk = 0;
-    GPTOSS_CUDA_CHECK(cudaGetDevice(&dev_id));
-    cudaDeviceProp prop{};
-    GPTOSS_CUDA_CHECK(cudaGetDeviceProperties(&prop, dev_id));
-    cudaDeviceGetAttribute(&clk, cudaDevAttrClockRate, dev_id);
-    cudaDeviceGetAttribute(&mclk, cudaDevAttrMemoryClockRate, dev_id);
-    g_dev = {prop.name, prop.multiProcessorCount, clk / 1000, mclk / 1000, size_t(prop.l2CacheSize)};
+    const gpu::DeviceInfo info = gpu::device_info();
+    g_dev = {info.name, info.num_sms, info.clock_mhz, info.memory_clock_mhz, info.l2_bytes};
     DeviceBuffer<uint32_t> sink(1);
     g_sink = sink.get();
     std::printf("device %s, %d SMs, L2 %.0f MB, sm clock %d MHz, mem clock %d MHz, git %s\n", g_dev.name.c_str(), g_dev.sms,
@@ -368,8 +359,8 @@ int main(int argc, char** argv) {
       const double gbps = matched_stream_gbps({reinterpret_cast<const uint4*>(a.get()), reinterpret_cast<const uint4*>(b.get())},
                                               bytes, 1, samples);
       std::printf("stream read 1 GiB: %.1f GB/s\n", gbps);
-      std::printf("{\"bench\":\"gemv\",\"op\":\"stream_read_1GiB\",\"gbps\":%.1f,\"device\":\"%s\",\"backend\":\"cuda\",\"git\":\"%s\"}\n",
-                  gbps, g_dev.name.c_str(), GPTOSS_GIT_SHA);
+      std::printf("{\"bench\":\"gemv\",\"op\":\"stream_read_1GiB\",\"gbps\":%.1f,\"device\":\"%s\",\"backend\":\"%s\",\"git\":\"%s\"}\n",
+                  gbps, g_dev.name.c_str(), backend_json(), GPTOSS_GIT_SHA);
     }
     std::printf("%-22s %-16s %-6s %7s %5s %3s %10s %9s %8s %8s %7s\n", "op", "config", "mode", "rows", "K", "mat", "MB",
                 "us", "GB/s", "stream", "ratio");

@@ -6,8 +6,7 @@
 #include <algorithm>
 #include <vector>
 
-#include <cuda_runtime.h>
-
+#include "device_ops/platform.cuh"  // load_evict_first
 #include "host/gpu.h"
 
 namespace gptoss::bench {
@@ -26,22 +25,16 @@ __global__ void stream_read_kernel(const uint4* __restrict__ buf, size_t n, uint
   size_t i = blockIdx.x * size_t(blockDim.x) + threadIdx.x;
   uint32_t acc = 0;
   for (; i + 3 * stride < n; i += 4 * stride) {
-    const uint4 a = __ldcs(buf + i), b = __ldcs(buf + i + stride);
-    const uint4 c = __ldcs(buf + i + 2 * stride), d = __ldcs(buf + i + 3 * stride);
+    const uint4 a = dev::load_evict_first(buf + i), b = dev::load_evict_first(buf + i + stride);
+    const uint4 c = dev::load_evict_first(buf + i + 2 * stride), d = dev::load_evict_first(buf + i + 3 * stride);
     acc ^= a.x ^ a.y ^ a.z ^ a.w ^ b.x ^ b.y ^ b.z ^ b.w ^ c.x ^ c.y ^ c.z ^ c.w ^ d.x ^ d.y ^
            d.z ^ d.w;
   }
   for (; i < n; i += stride) {
-    const uint4 a = __ldcs(buf + i);
+    const uint4 a = dev::load_evict_first(buf + i);
     acc ^= a.x ^ a.y ^ a.z ^ a.w;
   }
   sink[blockIdx.x * blockDim.x + threadIdx.x] = acc;
-}
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess) {
-    throw gpu::GpuError(fmt::format("CUDA error in {}: {}", what, cudaGetErrorString(err)));
-  }
 }
 
 }  // namespace
@@ -54,13 +47,13 @@ BandwidthResult measure_read_bandwidth(size_t bytes, int passes) {
   const int blocks = info.num_sms * 4;
   gpu::DeviceBuffer<uint32_t> sink(size_t(blocks) * kThreads, "bandwidth sink");
   fill_kernel<<<blocks, kThreads>>>(buf.get(), n);
-  check(cudaGetLastError(), "fill_kernel launch");
+  gpu::check_launch("fill_kernel");
   std::vector<float> ms;
   gpu::EventTimer timer;
   for (int p = -2; p < passes; ++p) {  // two warm-up passes
     timer.start();
     stream_read_kernel<<<blocks, kThreads>>>(buf.get(), n, sink.get());
-    check(cudaGetLastError(), "stream_read_kernel launch");
+    gpu::check_launch("stream_read_kernel");
     timer.stop();
     const float t = timer.elapsed_ms();
     if (p >= 0) ms.push_back(t);

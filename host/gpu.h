@@ -1,8 +1,9 @@
 // gpu.h — the host's view of the GPU: a handful of wrapped runtime calls behind an interface
-// with no vendor headers, so plain .cpp code (CLI, engine, benches) can use it. Implemented in
-// host/gpu.cu for CUDA; in a CPU-only build (GPTOSS_GPU_OFF) every call reports that the binary
-// was built without GPU support. Errors throw gptoss::GpuError (a gptoss::Error) naming the call,
-// the file:line and the runtime's error string.
+// with no vendor headers, so plain .cpp code (CLI, engine, benches) and the .cu files' host code
+// can use it. Implemented in host/gpu.cu for CUDA and HIP (the vendor calls side by side); in a
+// CPU-only build (GPTOSS_GPU_OFF) every call reports that the binary was built without GPU
+// support. Errors throw gptoss::GpuError (a gptoss::Error) naming the call, the file:line and the
+// runtime's error string.
 #pragma once
 
 #include <cstddef>
@@ -19,6 +20,13 @@ class GpuError : public Error {
   using Error::Error;
 };
 
+// Hints of the two faults that can end a decode: a kernel fault (the context is lost; nothing
+// after the last printed token was produced) and an out-of-memory error.
+inline constexpr const char* kKernelFaultHint =
+    "a GPU kernel faulted; the CUDA context is lost and the run cannot continue. Re-run the "
+    "same command, and report it with the output of compute-sanitizer (docs/RELIABILITY.md)";
+inline constexpr const char* kOutOfMemoryHint = "free GPU memory (nvidia-smi) or lower --max-context";
+
 struct DeviceInfo {
   std::string name;
   int ordinal = 0;
@@ -27,14 +35,21 @@ struct DeviceInfo {
   size_t total_bytes = 0, free_bytes = 0;
   size_t l2_bytes = 0;
   size_t smem_per_block_optin = 0;
+  int warp_size = 0;                           // hardware: 32 on NVIDIA, 64 on CDNA
+  int clock_mhz = 0, memory_clock_mhz = 0;     // as reported by the runtime
+  std::string arch;                            // "sm_90" or the AMD gfx name
 };
+
+// The backend this binary was compiled for: "CUDA" or "HIP".
+const char* backend_name();
 
 // True when a usable device exists; otherwise false with the reason (no device, no driver,
 // built without GPU support).
 bool available(std::string* why);
 // Properties of device 0 (throws GpuError when there is none).
 DeviceInfo device_info();
-// Throws a GpuError with a hint unless the device is Hopper (sm_90) or newer.
+// Throws a GpuError with a hint unless the device is one this build targets: Hopper (sm_90) or
+// newer for CUDA; for HIP an AMD device whose wavefront size matches the compiled one.
 void require_hopper(const DeviceInfo& info);
 
 // Raw device memory. `what` names the allocation in an out-of-memory error.
@@ -45,8 +60,19 @@ void pinned_free(void* p) noexcept;
 void copy_to_device(void* dst, const void* src, size_t bytes);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 void copy_to_device_async(void* dst, const void* src, size_t bytes, void* stream);
+void copy_on_device(void* dst, const void* src, size_t bytes);
 void memset_device(void* dst, int value, size_t bytes);
 void synchronize();
+// Throws a GpuError naming `what` when the last kernel launch failed (does not synchronize).
+void check_launch(const char* what);
+
+// Launch helpers; `kernel` is the address of a __global__ function.
+int multiprocessor_count();
+int max_active_blocks_per_sm(const void* kernel, int block_threads, size_t dynamic_smem_bytes);
+void set_max_dynamic_smem(const void* kernel, size_t bytes);
+// Cooperative launch of grid x block_threads (1-D); args[i] points at kernel parameter i.
+void launch_cooperative(const void* kernel, int grid, int block_threads, void** args,
+                        size_t dynamic_smem_bytes, void* stream);
 void* stream_create();
 void stream_destroy(void* stream) noexcept;
 void stream_synchronize(void* stream);

@@ -15,6 +15,7 @@ bool available(std::string* why) {
   if (why) *why = "built without GPU support (-DGPTOSS_GPU=OFF)";
   return false;
 }
+const char* backend_name() { return "OFF"; }
 DeviceInfo device_info() { no_gpu(); }
 void require_hopper(const DeviceInfo&) { no_gpu(); }
 void* device_alloc(size_t, const char*) { no_gpu(); }
@@ -24,8 +25,14 @@ void pinned_free(void*) noexcept {}
 void copy_to_device(void*, const void*, size_t) { no_gpu(); }
 void copy_to_host(void*, const void*, size_t) { no_gpu(); }
 void copy_to_device_async(void*, const void*, size_t, void*) { no_gpu(); }
+void copy_on_device(void*, const void*, size_t) { no_gpu(); }
 void memset_device(void*, int, size_t) { no_gpu(); }
 void synchronize() { no_gpu(); }
+void check_launch(const char*) { no_gpu(); }
+int multiprocessor_count() { no_gpu(); }
+int max_active_blocks_per_sm(const void*, int, size_t) { no_gpu(); }
+void set_max_dynamic_smem(const void*, size_t) { no_gpu(); }
+void launch_cooperative(const void*, int, int, void**, size_t, void*) { no_gpu(); }
 void* stream_create() { no_gpu(); }
 void stream_destroy(void*) noexcept {}
 void stream_synchronize(void*) { no_gpu(); }

@@ -4,12 +4,13 @@
 
 #include <vector>
 
-#include <cuda_runtime.h>
 #define XXH_INLINE_ALL
 #include <xxhash.h>  // XXH3 state API: XXH64_createState/update/digest
 
+// platform.cuh first: the vendor runtime (__host__ __device__, launches) that synth_gen.h assumes.
+#include "device_ops/platform.cuh"
 #include "converter/synth_gen.h"
-#include "host/gpu.h"  // GpuError, copy_to_host
+#include "host/gpu.h"  // GpuError, copy_to_host, check_launch
 
 namespace gptoss {
 namespace {
@@ -35,13 +36,6 @@ __global__ void synth_scales_kernel(uint8_t* out, uint64_t n, uint64_t key, uint
   }
 }
 
-void check_launch(const char* what) {
-  const cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) {
-    throw gpu::GpuError(fmt::format("{} launch failed: {}", what, cudaGetErrorString(err)));
-  }
-}
-
 }  // namespace
 
 // Device launches for synth_gpu.cpp (which resolves the tensor's generator parameters with the
@@ -56,7 +50,7 @@ void synth_launch_device(void* dst, int family, uint64_t count, uint64_t key, ui
   } else {
     synth_bf16_kernel<<<kBlocks, kThreads>>>(static_cast<uint16_t*>(dst), count, key, is_norm, shift);
   }
-  check_launch("synthetic weight fill");
+  gpu::check_launch("synthetic weight fill");
 }
 
 uint64_t device_xxh64(const void* src, uint64_t bytes) {

@@ -7,29 +7,19 @@
 // top-k) instead of synchronising for them.
 #include "megakernel/megakernel.h"
 
-#include <cuda_bf16.h>
-#include <cuda_fp8.h>
-#include <cuda_pipeline.h>  // __pipeline_memcpy_async (cp.async) for the attention V tiles
-#include <cuda_runtime.h>
-
 #include "device_ops/grid_barrier.cuh"
+#include "device_ops/platform.cuh"
 #include "host/error.h"
+#include "host/gpu.h"  // occupancy queries and the cooperative launch
 #include "megakernel/phases.h"
-
-#define GPTOSS_MK_CUDA(expr)                                                                  \
-  do {                                                                                        \
-    const cudaError_t mk_err_ = (expr);                                                       \
-    if (mk_err_ != cudaSuccess) {                                                             \
-      throw ::gptoss::Error(fmt::format("CUDA error {} in {} at {}:{}", cudaGetErrorString(mk_err_), \
-                                        #expr, __FILE__, __LINE__));                          \
-    }                                                                                         \
-  } while (0)
 
 namespace gptoss::mk {
 namespace {
 
 constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
+// Lanes, tiles and shuffles below are written for 32-lane warps (logical warps on wave64 AMD).
+static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps");
 constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
 constexpr int kMaxGroup = 8;        // query heads per KV head
 constexpr int kMaxTopK = 4;
@@ -47,26 +37,26 @@ __device__ __forceinline__ float bf16_bits_to_float(uint32_t bits16) {
 __device__ __forceinline__ float bf_lo(uint32_t w) { return __uint_as_float(w << 16); }
 __device__ __forceinline__ float bf_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
 __device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
-  return __bfloat16_as_ushort(__float2bfloat16_rn(f));
+  return dev::bf16_bits_rn(f);
 }
 __device__ __forceinline__ float round_bf16(float f) {
   return bf16_bits_to_float(float_to_bf16_bits(f));
 }
 
 // Weights are read once per token: stream them past L1.
-__device__ __forceinline__ uint4 ld_weight(const uint4* p) { return __ldcs(p); }
+__device__ __forceinline__ uint4 ld_weight(const uint4* p) { return dev::load_evict_first(p); }
 // Activations written by other CTAs in this launch: read at L2 (L1 is not coherent).
-__device__ __forceinline__ float ld_act(const float* p) { return __ldcg(p); }
-__device__ __forceinline__ uint16_t ld_act(const uint16_t* p) { return __ldcg(p); }
+__device__ __forceinline__ float ld_act(const float* p) { return dev::load_l2(p); }
+__device__ __forceinline__ uint16_t ld_act(const uint16_t* p) { return dev::load_l2(p); }
 
 __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  for (int o = 16; o > 0; o >>= 1) v += dev::shfl_xor(v, o);
   return v;
 }
 __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, dev::shfl_xor(v, o));
   return v;
 }
 
@@ -125,7 +115,7 @@ __device__ void rmsnorm_to_smem(float* out, bool pad, const float* x_f32, const 
     sum += double(v) * double(v);
   }
 #pragma unroll
-  for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  for (int o = 16; o > 0; o >>= 1) sum += dev::shfl_xor(sum, o);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if (lane == 0) s.dscratch[warp] = sum;
   __syncthreads();
@@ -153,11 +143,9 @@ __device__ void quantize_fp8_padded(float* t, int n) {
       int e = ilogbf(amax) - 8;
       e = e < -127 ? -127 : (e > 127 ? 127 : e);
       const float scaled = ldexpf(v, -e);
-      const __nv_fp8_storage_t code = __nv_cvt_float_to_fp8(scaled, __NV_SATFINITE, __NV_E4M3);
-      const __half_raw h = __nv_cvt_fp8_to_halfraw(code, __NV_E4M3);
-      q = ldexpf(__half2float(__half(h)), e);
+      q = ldexpf(dev::e4m3_to_float(dev::float_to_e4m3(scaled)), e);
     }
-    __syncwarp();
+    dev::sync_warp();
     blk[lane] = q;
   }
   __syncthreads();
@@ -251,7 +239,7 @@ __device__ __forceinline__ void warp_dot4_mxfp4(const uint8_t* const* blocks,
     for (int r = 0; r < 4; ++r) {
       if (r < num_rows) {
         v[r] = ld_weight(reinterpret_cast<const uint4*>(blocks[r]) + c);
-        sc[r] = e8m0(__ldcs(scales[r] + c));
+        sc[r] = e8m0(dev::load_evict_first(scales[r] + c));
       }
     }
     const float* tc = t + c * kMxPad;
@@ -390,15 +378,15 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       const uint4* vp = reinterpret_cast<const uint4*>(key_ptr(j, true));
 #pragma unroll
       for (int c = 0; c < kHeadDim / 8; ++c) {
-        __pipeline_memcpy_async(v_tile + w.lane * 8 + (c ^ (w.lane & 7)), vp + c, sizeof(uint4));
+        dev::copy_async_16B(v_tile + w.lane * 8 + (c ^ (w.lane & 7)), vp + c);
       }
     }
-    __pipeline_commit();
+    dev::copy_async_commit();
     if (valid) {
       const uint4* kp = reinterpret_cast<const uint4*>(key_ptr(j, false));
       uint4 kv[kHeadDim / 8];
 #pragma unroll
-      for (int c = 0; c < kHeadDim / 8; ++c) kv[c] = __ldcg(kp + c);
+      for (int c = 0; c < kHeadDim / 8; ++c) kv[c] = dev::load_l2(kp + c);
 #pragma unroll
       for (int c = 0; c < kHeadDim / 8; ++c) {
 #pragma unroll
@@ -420,8 +408,8 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       acc[h][1] *= corr;
       m[h] = m_new;
     }
-    __pipeline_wait_prior(0);
-    __syncwarp();
+    dev::copy_async_wait_all();
+    dev::sync_warp();
     const int n_in_tile = min(32, k_end - tile);
     for (int jj = 0; jj < n_in_tile; ++jj) {
       const uint32_t vv = v_words[(jj * 8 + ((w.lane >> 2) ^ (jj & 7))) * 4 + (w.lane & 3)];
@@ -429,12 +417,12 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
 #pragma unroll
       for (int h = 0; h < kMaxGroup; ++h) {
         if (h >= group) continue;
-        const float ph = __shfl_sync(0xffffffffu, p[h], jj);
+        const float ph = dev::shfl(p[h], jj);
         acc[h][0] = fmaf(ph, v0, acc[h][0]);
         acc[h][1] = fmaf(ph, v1, acc[h][1]);
       }
     }
-    __syncwarp();  // the next tile's copies overwrite v_tile
+    dev::sync_warp();  // the next tile's copies overwrite v_tile
   }
   // Warp states -> shared memory.
   constexpr int kState = kHeadDim + 2;
@@ -487,13 +475,13 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     const int h = idx / kHeadDim, d = idx % kHeadDim;
     const float sink = bf16_bits_to_float(L.sinks[g * group + h]);
     float mm = sink;
-    for (int sp = 0; sp < n_splits; ++sp) mm = fmaxf(mm, __ldcg(parts + (sp * kMaxGroup + h) * kState + kHeadDim));
+    for (int sp = 0; sp < n_splits; ++sp) mm = fmaxf(mm, dev::load_l2(parts + (sp * kMaxGroup + h) * kState + kHeadDim));
     float ll = __expf(sink - mm), aa = 0.0f;
     for (int sp = 0; sp < n_splits; ++sp) {
       const float* st = parts + (sp * kMaxGroup + h) * kState;
-      const float f = __expf(__ldcg(st + kHeadDim) - mm);
-      ll += __ldcg(st + kHeadDim + 1) * f;
-      aa += __ldcg(st + d) * f;
+      const float f = __expf(dev::load_l2(st + kHeadDim) - mm);
+      ll += dev::load_l2(st + kHeadDim + 1) * f;
+      aa += dev::load_l2(st + d) * f;
     }
     a.attn_out[(g * group + h) * kHeadDim + d] = float_to_bf16_bits(aa / ll);
   }
@@ -642,7 +630,7 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
         if (r < k) {
           const size_t row = size_t(s.sel[r]) * a.hidden + n;
           blk[r] = ld_weight(reinterpret_cast<const uint4*>(L.mlp2_blocks + row * row_bytes) + c);
-          sc[r] = e8m0(__ldcs(L.mlp2_scales + row * row_scales + c));
+          sc[r] = e8m0(dev::load_evict_first(L.mlp2_scales + row * row_scales + c));
         }
       }
 #pragma unroll
@@ -705,8 +693,8 @@ __device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
       bv = -INFINITY;
       bi = -1;
       for (int c = 0; c < int(gridDim.x); ++c) {
-        const float v = __ldcg(a.cta_best_val + c);
-        const int i = __ldcg(a.cta_best_idx + c);
+        const float v = dev::load_l2(a.cta_best_val + c);
+        const int i = dev::load_l2(a.cta_best_idx + c);
         if (i >= 0 && (bi < 0 || v > bv || (v == bv && i < bi))) {
           bv = v;
           bi = i;
@@ -782,24 +770,17 @@ void check_megakernel_shapes(const MegakernelArgs& a) {
 }
 
 int megakernel_grid_size() {
-  int device = 0, sms = 0, per_sm = 0;
-  GPTOSS_MK_CUDA(cudaGetDevice(&device));
-  GPTOSS_MK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
-  GPTOSS_MK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, megakernel_kernel,
-                                                               kThreads, 0));
-  return sms * (per_sm >= 1 ? 1 : 0);
+  const void* kernel = reinterpret_cast<const void*>(megakernel_kernel);
+  const int per_sm = gpu::max_active_blocks_per_sm(kernel, kThreads, 0);
+  return gpu::multiprocessor_count() * (per_sm >= 1 ? 1 : 0);
 }
 
 void launch_megakernel(const MegakernelArgs& a, int grid, void* stream) {
+  const void* kernel = reinterpret_cast<const void*>(megakernel_kernel);
   const size_t smem = megakernel_smem_bytes(a);
-  GPTOSS_MK_CUDA(cudaFuncSetAttribute(megakernel_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      int(smem)));
-  int per_sm = 0;
-  GPTOSS_MK_CUDA(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, megakernel_kernel,
-                                                               kThreads, smem));
-  int device = 0, sms = 0;
-  GPTOSS_MK_CUDA(cudaGetDevice(&device));
-  GPTOSS_MK_CUDA(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  gpu::set_max_dynamic_smem(kernel, smem);
+  const int per_sm = gpu::max_active_blocks_per_sm(kernel, kThreads, smem);
+  const int sms = gpu::multiprocessor_count();
   if (per_sm < 1 || grid > sms * per_sm) {
     throw Error(fmt::format("megakernel: {} CTAs cannot all be resident ({} SMs x {} per SM with "
                             "{} B of shared memory)", grid, sms, per_sm, smem),
@@ -811,9 +792,7 @@ void launch_megakernel(const MegakernelArgs& a, int grid, void* stream) {
   }
   MegakernelArgs args = a;
   void* params[] = {&args};
-  GPTOSS_MK_CUDA(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(megakernel_kernel),
-                                             dim3(grid), dim3(kThreads), params, smem,
-                                             static_cast<cudaStream_t>(stream)));
+  gpu::launch_cooperative(kernel, grid, kThreads, params, smem, stream);
 }
 
 int megakernel_threads() { return kThreads; }

@@ -2,26 +2,27 @@
 // ctest's SKIP_RETURN_CODE) when there is no usable GPU: no device, or no/too-old driver.
 #define CATCH_CONFIG_RUNNER
 #include <catch2/catch.hpp>
-#include <cuda_runtime.h>
 
 #include <cstdio>
+#include <string>
+
+#include "host/gpu.h"
 
 namespace {
 constexpr int kGpuSkipCode = 77;
 }
 
 int main(int argc, char** argv) {
-  int count = 0;
-  const cudaError_t err = cudaGetDeviceCount(&count);
-  if (err != cudaSuccess || count == 0) {
-    std::printf("SKIPPED: no usable GPU (%s); the gpu-labelled tests need an NVIDIA GPU\n",
-                err != cudaSuccess ? cudaGetErrorString(err) : "no CUDA device");
+  std::string why;
+  if (!gptoss::gpu::available(&why)) {
+    std::printf("SKIPPED: no usable GPU (%s); the gpu-labelled tests need a %s GPU\n", why.c_str(),
+                gptoss::gpu::backend_name());
     return kGpuSkipCode;
   }
-  cudaDeviceProp prop{};
-  if (cudaGetDeviceProperties(&prop, 0) == cudaSuccess) {
-    std::printf("GPU: %s (sm_%d%d, %d SMs)\n", prop.name, prop.major, prop.minor,
-                prop.multiProcessorCount);
+  try {
+    const gptoss::gpu::DeviceInfo d = gptoss::gpu::device_info();
+    std::printf("GPU: %s (%s, %d SMs)\n", d.name.c_str(), d.arch.c_str(), d.num_sms);
+  } catch (const std::exception&) {
   }
   return Catch::Session().run(argc, argv);
 }

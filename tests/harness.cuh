@@ -1,5 +1,5 @@
-// harness.cuh — what the device-op tests and benches share: a checked CUDA-call macro, RAII device
-// buffers, seeded random fills (seed from GPTOSS_TEST_SEED or std::random_device, reported on every
+// harness.cuh — what the device-op tests and benches share: a launch check, RAII device
+// buffers (through the vendor-neutral host/gpu.h), seeded random fills (seed from GPTOSS_TEST_SEED or std::random_device, reported on every
 // failure), poison values that mark unwritten outputs, and compare helpers that report the first
 // failing index with its coordinates. Each test file defines its own small `_test_kernel` wrappers
 // around one device op. Host code; no Catch2 dependency (GPTOSS_REQUIRE_PASS needs it).
@@ -18,24 +18,17 @@
 #include <vector>
 
 #include "device_ops/platform.cuh"
+#include "host/gpu.h"  // device memory, launch checks (throw gpu::GpuError, a std::runtime_error)
 #include "tests/tolerances.h"
 
-// Throws std::runtime_error naming the call, file:line and the runtime's error string.
-#define GPTOSS_CUDA_CHECK(expr)                                                                   \
-  do {                                                                                            \
-    const cudaError_t gptoss_err_ = (expr);                                                       \
-    if (gptoss_err_ != cudaSuccess) {                                                             \
-      throw std::runtime_error(std::string(#expr) + " failed at " + __FILE__ + ":" +             \
-                               std::to_string(__LINE__) + ": " + cudaGetErrorString(gptoss_err_)); \
-    }                                                                                             \
-  } while (0)
-
 // After every test launch: the launch error, then the execution error (tests synchronize).
-#define GPTOSS_CHECK_LAUNCH()                     \
-  do {                                            \
-    GPTOSS_CUDA_CHECK(cudaGetLastError());        \
-    GPTOSS_CUDA_CHECK(cudaDeviceSynchronize());   \
+#define GPTOSS_CHECK_LAUNCH()                                          \
+  do {                                                                 \
+    ::gptoss::gpu::check_launch(__FILE__ ":" GPTOSS_TEST_STR(__LINE__)); \
+    ::gptoss::gpu::synchronize();                                      \
   } while (0)
+#define GPTOSS_TEST_STR(x) GPTOSS_TEST_STR2(x)
+#define GPTOSS_TEST_STR2(x) #x
 
 namespace gptoss::test {
 
@@ -67,7 +60,7 @@ class DeviceBuffer {
  public:
   DeviceBuffer() = default;
   explicit DeviceBuffer(size_t n) : n_(n) {
-    if (n) GPTOSS_CUDA_CHECK(cudaMalloc(&ptr_, n * sizeof(T)));
+    if (n) ptr_ = static_cast<T*>(gpu::device_alloc(n * sizeof(T), "test buffer"));
   }
   explicit DeviceBuffer(const std::vector<T>& host) : DeviceBuffer(host.size()) { upload(host); }
   DeviceBuffer(const DeviceBuffer&) = delete;
@@ -79,22 +72,22 @@ class DeviceBuffer {
     return *this;
   }
   ~DeviceBuffer() {
-    if (ptr_) cudaFree(ptr_);
+    gpu::device_free(ptr_);
   }
   T* get() const { return ptr_; }
   size_t size() const { return n_; }
   size_t bytes() const { return n_ * sizeof(T); }
   void upload(const std::vector<T>& host) {
     if (host.size() != n_) throw std::runtime_error("DeviceBuffer::upload: size mismatch");
-    if (n_) GPTOSS_CUDA_CHECK(cudaMemcpy(ptr_, host.data(), bytes(), cudaMemcpyHostToDevice));
+    if (n_) gpu::copy_to_device(ptr_, host.data(), bytes());
   }
   std::vector<T> download() const {
     std::vector<T> host(n_);
-    if (n_) GPTOSS_CUDA_CHECK(cudaMemcpy(host.data(), ptr_, bytes(), cudaMemcpyDeviceToHost));
+    if (n_) gpu::copy_to_host(host.data(), ptr_, bytes());
     return host;
   }
   void fill_bytes(uint8_t b) {
-    if (n_) GPTOSS_CUDA_CHECK(cudaMemset(ptr_, b, bytes()));
+    if (n_) gpu::memset_device(ptr_, b, bytes());
   }
 
  private:
@@ -219,8 +212,9 @@ void launch_cooperative(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, si
     int i = 0;
     ((argv[i++] = static_cast<void*>(&v)), ...);
   }, values);
-  GPTOSS_CUDA_CHECK(cudaLaunchCooperativeKernel(reinterpret_cast<const void*>(kernel), grid, block,
-                                                argv, smem, 0));
+  if (grid.y * grid.z * block.y * block.z != 1) throw std::runtime_error("1-D launches only");
+  gpu::launch_cooperative(reinterpret_cast<const void*>(kernel), int(grid.x), int(block.x), argv,
+                          smem, /*stream=*/nullptr);
 }
 
 }  // namespace gptoss::test

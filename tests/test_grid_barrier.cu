@@ -99,11 +99,8 @@ __global__ void counter_hang_test_kernel(const uint32_t* counter, GridBarrierCon
 }
 
 int max_coresident(const void* kernel, int* blocks_per_sm) {
-  int dev_id = 0, sms = 0;
-  GPTOSS_CUDA_CHECK(cudaGetDevice(&dev_id));
-  GPTOSS_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, dev_id));
-  GPTOSS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(blocks_per_sm, kernel, kThreads, 0));
-  return sms;
+  *blocks_per_sm = gpu::max_active_blocks_per_sm(kernel, kThreads, 0);
+  return gpu::multiprocessor_count();
 }
 
 void require_no_errors(const DeviceBuffer<Errors>& d_err, const std::string& what) {

@@ -7,8 +7,9 @@
 #include <cstdint>
 #include <vector>
 
-#include "converter/synth_gen.h"
+// harness.cuh first: it brings the vendor runtime (__host__ __device__) that synth_gen.h assumes.
 #include "tests/harness.cuh"
+#include "converter/synth_gen.h"
 
 namespace {
 
