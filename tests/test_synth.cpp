@@ -113,7 +113,8 @@ TEST_CASE("synth: any chunking gives the same bytes", "[synth]") {
     INFO(t.name);
     CHECK(pieces == whole);
   }
-  const auto& t = gptoss::canonical_tensors(c)[1];
+  const std::vector<TensorSpec> tensors = gptoss::canonical_tensors(c);
+  const TensorSpec& t = tensors[1];  // a copy of the vector: indexing the temporary dangled
   std::vector<std::byte> one(1);
   CHECK_THROWS_AS(synth_fill(c, 9, t, t.num_bytes(), one), gptoss::Error);
   TensorSpec wrong = t;
