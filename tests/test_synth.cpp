@@ -114,7 +114,7 @@ TEST_CASE("synth: any chunking gives the same bytes", "[synth]") {
     CHECK(pieces == whole);
   }
   const std::vector<TensorSpec> tensors = gptoss::canonical_tensors(c);
-  const TensorSpec& t = tensors[1];  // a copy of the vector: indexing the temporary dangled
+  const TensorSpec& t = tensors[1];  // the vector must outlive t
   std::vector<std::byte> one(1);
   CHECK_THROWS_AS(synth_fill(c, 9, t, t.num_bytes(), one), gptoss::Error);
   TensorSpec wrong = t;
