@@ -13,10 +13,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cerrno>
 #include <chrono>
-#include <csignal>
 #include <cstring>
 #include <deque>
 #include <utility>
@@ -24,6 +22,7 @@
 #include <xxhash.h>
 
 #include "host/error.h"
+#include "host/interrupt.h"
 #include "host/sha256.h"
 
 namespace gptoss::conv {
@@ -35,48 +34,9 @@ namespace ar = archive;
 constexpr uint64_t kChunkBytes = 64ull << 20;
 constexpr size_t kWriteBehindChunks = 1;  // chunks of dirty output in flight beyond the current
 
-// ---- interrupts
-// ---------------------------------------------------------------------------------- The handler
-// only records the signal; the copy loop polls it between chunks and unwinds, so the temporary file
-// is removed by the same code path as any other error.
-std::atomic<int> g_stop_signal{0};
-static_assert(std::atomic<int>::is_always_lock_free, "used from a signal handler");
-
-extern "C" void on_stop_signal(int sig) { g_stop_signal.store(sig, std::memory_order_relaxed); }
-
-class SignalGuard {
- public:
-  explicit SignalGuard(bool enabled) : enabled_(enabled) {
-    g_stop_signal.store(0);
-    if (!enabled_) return;
-    struct sigaction sa {};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
-  }
-  ~SignalGuard() {
-    if (!enabled_) return;
-    sigaction(SIGINT, &old_int_, nullptr);
-    sigaction(SIGTERM, &old_term_, nullptr);
-  }
-  SignalGuard(const SignalGuard&) = delete;
-  SignalGuard& operator=(const SignalGuard&) = delete;
-
-  static void check() {
-    if (const int sig = g_stop_signal.load(std::memory_order_relaxed); sig != 0) {
-      throw Error(fmt::format("interrupted by {}; the partial archive was removed",
-                              sig == SIGINT    ? "SIGINT"
-                              : sig == SIGTERM ? "SIGTERM"
-                                               : "a signal"));
-    }
-  }
-
- private:
-  bool enabled_;
-  struct sigaction old_int_ {};
-  struct sigaction old_term_ {};
-};
+// ---- interrupts: host/interrupt.h records SIGINT/SIGTERM; the copy loop polls between chunks
+// and unwinds, so the temporary file is removed by the same code path as any other error.
+void check_interrupt() { StopSignals::check("the partial archive was removed"); }
 
 // ---- the temporary file
 // -------------------------------------------------------------------------- Created next to the
@@ -113,7 +73,7 @@ class TempFile {
     }
     ::close(fd_);
     fd_ = -1;
-    SignalGuard::check();
+    check_interrupt();
     if (::rename(path_.c_str(), dest.c_str()) != 0) {
       throw Error(fmt::format("cannot rename {} to {}: {}", path_.string(), dest.string(),
                               std::strerror(errno)));
@@ -133,6 +93,16 @@ class TempFile {
   bool committed_ = false;
 };
 
+// The hint for a failed write or reservation of the archive.
+std::string write_error_hint(int err) {
+  if (err == ENOSPC || err == EDQUOT) return "free disk space, or write to another filesystem with -o";
+  if (err == EFBIG) {
+    return "the archive is larger than this process may write (ulimit -f) or than the "
+           "filesystem's largest file: raise the limit or write to another filesystem with -o";
+  }
+  return "";
+}
+
 void write_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset,
                const fs::path& path) {
   const auto* p = static_cast<const std::byte*>(data);
@@ -144,7 +114,7 @@ void write_all(int fd, const void* data, uint64_t num_bytes, uint64_t offset,
       const int err = errno;
       throw Error(fmt::format("writing {} failed at offset {}: {}", path.string(), offset,
                               std::strerror(err)),
-                  err == ENOSPC ? "free disk space or write to another filesystem (-o)" : "");
+                  write_error_hint(err));
     }
     p += w;
     num_bytes -= static_cast<uint64_t>(w);
@@ -280,7 +250,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
                 "free disk space, or write the archive to another filesystem with -o");
   }
 
-  SignalGuard signals(options.handle_signals);
+  StopSignals signals(options.handle_signals);
   TempFile tmp(out);
   const int fd = tmp.fd();
   // Reserve the space now: running out later is then impossible, and the unwritten padding
@@ -290,7 +260,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
     const int err = errno;
     throw Error(fmt::format("cannot reserve {} bytes for {}: {}", plan.file_bytes,
                             tmp.path().string(), std::strerror(err)),
-                err == ENOSPC ? "free disk space, or write to another filesystem with -o" : "");
+                write_error_hint(err));
   }
 
   WriteResult result;
@@ -306,7 +276,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
     if (options.fail_after_bytes && done >= *options.fail_after_bytes) {
       throw Error(fmt::format("test hook: failing after {} bytes", done));
     }
-    SignalGuard::check();
+    check_interrupt();
   };
 
   // The tokenizer section (the header's magic is written last: until then the file has none).
@@ -409,7 +379,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
   h.data_bytes = plan.file_bytes - plan.data_offset;
   h.config = to_config_record(plan.config);
   h.header_xxh64 = XXH64(&h, offsetof(ar::Header, header_xxh64), 0);
-  SignalGuard::check();
+  check_interrupt();
   if (::ftruncate(fd, static_cast<off_t>(plan.file_bytes)) != 0) {
     throw Error(fmt::format("cannot size {}: {}", tmp.path().string(), std::strerror(errno)));
   }

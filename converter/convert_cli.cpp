@@ -3,17 +3,21 @@
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <chrono>
+#include <cstdio>
 #include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
+#include <thread>
 
 #include "converter/checkpoint.h"
 #include "converter/convert.h"
 #include "host/archive.h"
 #include "host/cli.h"
 #include "host/error.h"
+#include "host/interrupt.h"
 #include "host/progress.h"
 #include "host/sha256.h"
 
@@ -37,6 +41,7 @@ struct ConvertArgs {
   std::string shape;
   int64_t test_fail_after = -1;  // < 0: off
   int64_t test_free_bytes = -1;
+  int64_t test_pause_after = -1;  // < 0: off
 };
 
 std::string gb(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }
@@ -148,8 +153,19 @@ void run_convert(const ConvertArgs& a) {
   if (a.output.empty()) throw Error("no output file given", "add -o FILE.gptoss");
   conv::ConvertOptions o = to_options(a);
   ProgressLine progress("convert", !a.quiet);
+  bool paused = false;
   o.write.progress = [&](const conv::WriteProgress& p) {
     progress.update(p.bytes_done, p.bytes_total, p.seconds);
+    // Test hook: hold the conversion mid-write (the temporary file exists) until a signal comes,
+    // so a test can interrupt it from outside at a known point.
+    if (a.test_pause_after >= 0 && !paused && p.bytes_done >= uint64_t(a.test_pause_after)) {
+      paused = true;
+      fmt::print(stderr, "test: paused after {} bytes\n", p.bytes_done);
+      std::fflush(stderr);
+      for (int i = 0; i < 6000 && StopSignals::pending() == 0; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+      }
+    }
   };
   const conv::WriteResult r = conv::convert_checkpoint(o);
   progress.finish(r.bytes_copied, r.seconds);
@@ -189,9 +205,11 @@ void add_convert_command(CLI::App& app) {
   cmd->add_flag("--dry-run", args->dry_run,
                 "print the plan (tensors, sizes, disk space) without writing anything");
   cmd->add_option("--shape", args->shape, "with --dry-run: plan a preset shape (tiny|20b|120b)");
-  // Test hooks (hidden): inject a failure after N bytes; pretend N bytes are free.
+  // Test hooks (hidden): inject a failure after N bytes; pretend N bytes are free; wait for a
+  // signal after N bytes.
   cmd->add_option("--test-fail-after", args->test_fail_after)->group("");
   cmd->add_option("--test-free-bytes", args->test_free_bytes)->group("");
+  cmd->add_option("--test-pause-after", args->test_pause_after)->group("");
   cmd->callback([args] { run_convert(*args); });
 }
 

@@ -22,6 +22,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/harmony.h"
+#include "host/interrupt.h"
 #include "host/reference/forward.h"
 #include "host/reference/memory_model.h"
 #include "host/tokenizer.h"
@@ -45,7 +46,42 @@ struct GenerateOptions {
   std::string experts = "bf16";
   int max_context = 4096;
   int threads = 0;
+  std::string test_fault;  // hidden test hook: "kernel:POS" or "oom:POS"
 };
+
+// --test-fault KIND:POS: the decode step at position POS fails the way a GPU fault does, so the
+// fault path (no token of the failed step printed, a clear message, exit code 1) is tested on
+// any machine. The messages mirror host/gpu.cu's.
+struct InjectedFault {
+  bool oom = false;
+  int pos = -1;
+};
+
+std::optional<InjectedFault> parse_test_fault(const std::string& text) {
+  if (text.empty()) return std::nullopt;
+  InjectedFault f;
+  const size_t colon = text.find(':');
+  const std::string kind = text.substr(0, colon);
+  const char* num = colon == std::string::npos ? nullptr : text.c_str() + colon + 1;
+  const auto [ptr, ec] = num ? std::from_chars(num, text.c_str() + text.size(), f.pos)
+                             : std::from_chars_result{nullptr, std::errc::invalid_argument};
+  if ((kind != "kernel" && kind != "oom") || ec != std::errc() || *ptr != '\0' || f.pos < 0) {
+    throw Error(fmt::format("--test-fault {}: expected kernel:POS or oom:POS", text));
+  }
+  f.oom = kind == "oom";
+  return f;
+}
+
+[[noreturn]] void throw_injected_fault(const InjectedFault& f) {
+  if (f.oom) {
+    throw gpu::GpuError("CUDA error cudaErrorMemoryAllocation (out of memory) in "
+                        "cudaLaunchCooperativeKernel (injected by --test-fault)",
+                        gpu::kOutOfMemoryHint);
+  }
+  throw gpu::GpuError("CUDA error cudaErrorIllegalAddress (an illegal memory access was "
+                      "encountered) in cudaDeviceSynchronize() (injected by --test-fault)",
+                      gpu::kKernelFaultHint);
+}
 
 // "1, 2,3" -> {1, 2, 3}; names the first bad entry.
 std::vector<int> parse_token_list(const std::string& text) {
@@ -129,18 +165,6 @@ void run_generate(const GenerateOptions& o) {
   } else {
     src.config = ModelConfig::preset(o.synthetic);
     src.label = fmt::format("synthetic {} (seed {})", o.synthetic, o.seed);
-    if (backend == "cpu") {
-      const auto t0 = std::chrono::steady_clock::now();
-      const ModelConfig config = src.config;
-      const uint64_t seed = o.seed;
-      src.memory = std::make_unique<ref::MemoryModel>(
-          config, [&](const TensorSpec& spec, std::span<std::byte> out) {
-            conv::synth_fill(config, seed, spec, 0, out);
-          });
-      src.weights = src.memory->weights();
-      fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", src.label,
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    }
   }
   const ModelConfig& config = src.config;
 
@@ -179,6 +203,21 @@ void run_generate(const GenerateOptions& o) {
                             o.max_context),
                 "shorten the prompt or raise --max-context");
   }
+  const std::optional<InjectedFault> fault = parse_test_fault(o.test_fault);
+
+  // Synthetic weights for the CPU are generated only now that the request is known to be valid.
+  if (!o.synthetic.empty() && backend == "cpu") {
+    const auto t0 = std::chrono::steady_clock::now();
+    const ModelConfig synth_config = src.config;
+    const uint64_t seed = o.seed;
+    src.memory = std::make_unique<ref::MemoryModel>(
+        synth_config, [&](const TensorSpec& spec, std::span<std::byte> out) {
+          conv::synth_fill(synth_config, seed, spec, 0, out);
+        });
+    src.weights = src.memory->weights();
+    fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", src.label,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
 
   // One decode step: runs `token` at `pos`, returns the greedy next token.
   std::function<int(int, int)> step;
@@ -197,6 +236,12 @@ void run_generate(const GenerateOptions& o) {
                      : std::make_unique<GpuEngine>(config, o.seed, go);
     step = [&](int token, int pos) { return gpu_engine->step(token, pos); };
   }
+  if (fault) {
+    step = [inner = std::move(step), f = *fault](int token, int pos) {
+      if (pos == f.pos) throw_injected_fault(f);
+      return inner(token, pos);
+    };
+  }
   const std::string backend_label =
       backend == "cpu" ? fmt::format("cpu, {} threads", cpu->pool().num_threads()) : backend;
   fmt::print(stderr, "{}: {} prompt tokens, {} experts, backend {}\n", src.label, prompt.size(),
@@ -209,19 +254,27 @@ void run_generate(const GenerateOptions& o) {
   if (tokenizer && !o.raw) harmony.emplace(*tokenizer);
   std::string channel;
   std::vector<int> generated;
+  bool line_open = false;  // stdout has output without its final newline
   auto emit = [&](int id) {  // returns false when generation must stop
     generated.push_back(id);
     if (raw_text) {
       fmt::print("{}", raw_text->push(static_cast<tok::TokenId>(id)));
       std::fflush(stdout);
+      line_open = true;
       return true;
     }
-    if (!harmony) return true;
+    if (!harmony) {  // ids, streamed as they are generated
+      fmt::print("{}{}", generated.size() > 1 ? "," : "", id);
+      std::fflush(stdout);
+      line_open = true;
+      return true;
+    }
     const tok::HarmonyDelta d = harmony->push(static_cast<tok::TokenId>(id));
     if (d.text.empty()) return !d.done;
     if (d.channel == "final") {
       fmt::print("{}", d.text);
       std::fflush(stdout);
+      line_open = true;
     } else if (!o.hide_analysis) {
       if (d.channel != channel) fmt::print(stderr, "\n[{}]\n", d.channel.empty() ? "no channel" : d.channel);
       fmt::print(stderr, "{}", d.text);
@@ -230,35 +283,63 @@ void run_generate(const GenerateOptions& o) {
     return !d.done;
   };
 
-  using Clock = std::chrono::steady_clock;
-  const auto t0 = Clock::now();
-  int pos = 0, next = -1;
-  for (int id : prompt) next = step(id, pos++);
-  const double prefill_s = std::chrono::duration<double>(Clock::now() - t0).count();
-  const auto t1 = Clock::now();
-  bool context_full = false;
-  if (o.num_tokens > 0 && emit(next)) {
-    while (static_cast<int>(generated.size()) < o.num_tokens) {
-      if (pos >= o.max_context) {
-        context_full = true;
-        break;
-      }
-      next = step(next, pos++);
-      if (!emit(next)) break;
+  // Completes the output: pending text, the final newline.
+  auto finish_output = [&] {
+    if (raw_text) {
+      fmt::print("{}\n", raw_text->flush());
+    } else if (harmony) {
+      harmony->finish();
+      fmt::print("\n");
+    } else {
+      fmt::print("\n");
     }
-  }
-  const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();
+    std::fflush(stdout);
+    line_open = false;
+  };
 
-  if (raw_text) {
-    fmt::print("{}\n", raw_text->flush());
-  } else if (harmony) {
-    harmony->finish();
-    fmt::print("\n");
-  } else {
-    std::string line;
-    for (size_t i = 0; i < generated.size(); ++i) line += fmt::format("{}{}", i ? "," : "", generated[i]);
-    fmt::print("{}\n", line);
+  // Every step either returns a valid token or throws before anything of it is printed (a
+  // kernel fault, GPU out of memory, a NaN logit), so the output is always the exact prefix of
+  // the generation. Ctrl-C (SIGINT/SIGTERM) is honoured between steps: the output so far is
+  // completed and the run ends with exit code 128 + signal.
+  using Clock = std::chrono::steady_clock;
+  const StopSignals signals;
+  int pos = 0, next = -1;
+  auto run_step = [&](int token) {
+    next = step(token, pos);
+    ++pos;
+    StopSignals::check("stopping");
+  };
+  const auto t0 = Clock::now();
+  auto t1 = t0;
+  bool context_full = false;
+  try {
+    for (int id : prompt) run_step(id);
+    t1 = Clock::now();
+    if (o.num_tokens > 0 && emit(next)) {
+      while (static_cast<int>(generated.size()) < o.num_tokens) {
+        if (pos >= o.max_context) {
+          context_full = true;
+          break;
+        }
+        run_step(next);
+        if (!emit(next)) break;
+      }
+    }
+  } catch (const Interrupted& e) {
+    finish_output();
+    throw Interrupted(e.signal(), fmt::format("interrupted by {} after {} generated tokens",
+                                              signal_name(e.signal()), generated.size()));
+  } catch (const Error& e) {
+    if (line_open) fmt::print("\n");
+    std::fflush(stdout);
+    throw Error(fmt::format("{}\ndecoding stopped at position {}: the {} tokens printed before it "
+                            "are complete, nothing of the failed step was printed",
+                            e.what(), pos, generated.size()),
+                e.hint());
   }
+  const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
+  const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  finish_output();
   if (context_full) {
     fmt::print(stderr, "note: stopped after {} tokens at the context limit (--max-context {})\n",
                generated.size(), o.max_context);
@@ -299,6 +380,8 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", opts->threads, "CPU backend threads (0: all cores)")
       ->capture_default_str();
+  // Test hook (hidden): the decode step at POS fails like a GPU kernel fault or out-of-memory.
+  cmd->add_option("--test-fault", opts->test_fault)->group("");
   cmd->callback([opts] { run_generate(*opts); });
 }
 

@@ -8,6 +8,7 @@
 
 #include "host/cli.h"
 #include "host/error.h"
+#include "host/interrupt.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"gptoss: a batch-1 decode engine for gpt-oss-20b and gpt-oss-120b"};
@@ -28,6 +29,9 @@ int main(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const gptoss::Interrupted& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return e.exit_code();
   } catch (const gptoss::Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     if (!e.hint().empty()) fmt::print(stderr, "hint: {}\n", e.hint());
