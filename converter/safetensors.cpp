@@ -153,7 +153,10 @@ SafetensorsFile SafetensorsFile::parse(std::shared_ptr<MappedFile> keepalive,
   const uint64_t data_size = file_size - 8 - header_len;
   f.data_area_ = file_bytes.subspan(8 + header_len);
 
-  for (const auto& [name, info] : header.items()) {
+  for (const auto& item : header.items()) {
+    // Not a structured binding: the lambdas below capture the name (clang < 16 cannot).
+    const std::string& name = item.key();
+    const nlohmann::json& info = item.value();
     if (name == "__metadata__") {
       if (!info.is_object()) throw fail("__metadata__ must be an object of strings");
       for (const auto& [k, v] : info.items()) {

@@ -148,9 +148,9 @@ archive::ConfigRecord to_config_record(const ModelConfig& c) {
 ModelConfig from_config_record(const archive::ConfigRecord& r) {
   GPTOSS_CHECK(r.num_layers > 0 && r.num_layers <= static_cast<int32_t>(ar::kMaxLayers),
                "num_layers {} is out of range 1..{}", r.num_layers, ar::kMaxLayers);
-  // Bounds beyond ModelConfig::validate() so that derived widths (heads x head_dim, 2 x
-  // intermediate) cannot overflow int for any header value.
-  constexpr int32_t kMaxDim = 1 << 24;
+  // The bounds of ModelConfig::validate(), checked here first so that the message names the raw
+  // header value.
+  constexpr int32_t kMaxDim = kMaxDimension;
   for (int32_t v : {r.hidden, r.intermediate, r.num_heads, r.num_kv_heads, r.head_dim,
                     r.sliding_window, r.initial_context_length, r.max_context}) {
     GPTOSS_CHECK(v > 0 && v <= kMaxDim, "a dimension ({}) is out of range 1..{}", v, kMaxDim);

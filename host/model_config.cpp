@@ -1,5 +1,11 @@
 #include "host/model_config.h"
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+
 #include <nlohmann/json.hpp>
 
 #include "host/error.h"
@@ -49,29 +55,81 @@ void ModelConfig::validate() const {
        "num_attention_heads must be a positive multiple of num_key_value_heads");
   need(sliding_window > 0, "sliding_window must be positive");
   need(initial_context_length > 0, "initial_context_length must be positive");
-  need(max_context > 0, "max_position_embeddings must be positive");
-  need(rope_theta > 1.0, "rope_theta must be > 1");
-  need(rope_scaling_factor >= 1.0, "rope scaling factor must be >= 1");
-  need(rms_norm_eps > 0.0f, "rms_norm_eps must be positive");
-  need(swiglu_limit > 0.0f, "swiglu_limit must be positive");
+  need(max_context > 0, "max_position_embeddings must be positive (or initial_context_length x "
+                        "rope factor must fit when it is absent)");
+  // Bounds that keep every derived width and byte count far from overflow; the archive's
+  // ConfigRecord reader checks the same (a config.json accepted here always fits an archive).
+  const std::pair<int, const char*> dims[] = {
+      {hidden, "hidden_size"},         {intermediate, "intermediate_size"},
+      {num_heads, "num_attention_heads"}, {num_kv_heads, "num_key_value_heads"},
+      {head_dim, "head_dim"},          {sliding_window, "sliding_window"},
+      {initial_context_length, "initial_context_length"}, {max_context, "max_position_embeddings"}};
+  for (const auto& [value, name] : dims) {
+    need(value <= kMaxDimension, fmt::format("{} = {} exceeds {}", name, value, kMaxDimension));
+  }
+  need(int64_t{num_heads} * head_dim <= kMaxDimension,
+       fmt::format("num_attention_heads x head_dim exceeds {}", kMaxDimension));
+  need(std::isfinite(rope_theta) && rope_theta > 1.0, "rope_theta must be finite and > 1");
+  need(std::isfinite(rope_scaling_factor) && rope_scaling_factor >= 1.0,
+       "rope scaling factor must be finite and >= 1");
+  need(std::isfinite(rope_ntk_alpha) && std::isfinite(rope_ntk_beta),
+       "rope beta_slow and beta_fast must be finite");
+  need(std::isfinite(rms_norm_eps) && rms_norm_eps > 0.0f, "rms_norm_eps must be finite and positive");
+  need(std::isfinite(swiglu_limit) && swiglu_limit > 0.0f, "swiglu_limit must be finite and positive");
   need(static_cast<int>(layer_sliding.size()) == num_layers,
        "layer_types must have one entry per layer");
 }
 
 namespace {
 
+// A JSON number as T, refused unless T holds it: integers must be whole numbers in T's range
+// (a float such as 4096.0 is accepted), floating-point values finite and in T's range. A plain
+// get<T>() would convert 1e30 to int (undefined behaviour) and wrap 2^32 + 32 to 32 (found by
+// the config_json fuzz target; fuzz/regressions/config_json).
+template <typename T>
+T json_number(const nlohmann::json& v, const char* key, const std::string& source) {
+  if (!v.is_number()) {
+    throw Error(fmt::format("{}: key '{}' has the wrong type ({})", source, key, v.type_name()));
+  }
+  auto out_of_range = [&] {
+    return Error(fmt::format("{}: key '{}' = {} is out of range", source, key, v.dump()));
+  };
+  if constexpr (std::is_integral_v<T>) {
+    if (v.is_number_unsigned()) {
+      const uint64_t u = v.get<uint64_t>();
+      if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) throw out_of_range();
+      return static_cast<T>(u);
+    }
+    if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) {
+        throw out_of_range();
+      }
+      return static_cast<T>(i);
+    }
+    const double d = v.get<double>();
+    if (!(d >= double(std::numeric_limits<T>::min()) && d <= double(std::numeric_limits<T>::max()))) {
+      throw out_of_range();
+    }
+    if (d != std::trunc(d)) {
+      throw Error(fmt::format("{}: key '{}' = {} must be a whole number", source, key, v.dump()));
+    }
+    return static_cast<T>(d);
+  } else {
+    const double d = v.get<double>();
+    if (!std::isfinite(d) || std::fabs(d) > double(std::numeric_limits<T>::max())) {
+      throw out_of_range();
+    }
+    return static_cast<T>(d);
+  }
+}
+
 template <typename T>
 T get_first(const nlohmann::json& j, std::initializer_list<const char*> keys, T fallback,
             bool required, const std::string& source) {
   for (const char* k : keys) {
     auto it = j.find(k);
-    if (it != j.end() && !it->is_null()) {
-      try {
-        return it->get<T>();
-      } catch (const nlohmann::json::exception&) {
-        throw Error(fmt::format("{}: key '{}' has the wrong type ({})", source, k, it->type_name()));
-      }
-    }
+    if (it != j.end() && !it->is_null()) return json_number<T>(*it, k, source);
   }
   if (required) {
     throw Error(fmt::format("{}: missing required key '{}'", source, *keys.begin()),
@@ -130,9 +188,12 @@ ModelConfig ModelConfig::from_json(const nlohmann::json& j, const std::string& s
     c.rope_ntk_beta = get_first<double>(j, {"rope_ntk_beta"}, 32.0, false, source);
     c.rope_ntk_alpha = get_first<double>(j, {"rope_ntk_alpha"}, 1.0, false, source);
   }
+  // Absent: the YaRN-extended length, initial_context_length x factor (clamped: the product of
+  // two accepted values can exceed int, and validate() then refuses it by name).
+  const double extended = c.initial_context_length * c.rope_scaling_factor;
   c.max_context = get_first<int>(
       j, {"max_position_embeddings"},
-      static_cast<int>(c.initial_context_length * c.rope_scaling_factor), false, source);
+      extended >= 1 && extended <= kMaxDimension ? static_cast<int>(extended) : -1, false, source);
 
   c.layer_sliding = default_layer_pattern(c.num_layers > 0 ? c.num_layers : 0);
   if (auto it = j.find("layer_types"); it != j.end()) {

@@ -12,6 +12,10 @@
 
 namespace gptoss {
 
+// The largest width or length a config may have (hidden, heads x head_dim, contexts, ...):
+// keeps every derived size far from overflow; the archive's ConfigRecord uses the same bound.
+inline constexpr int kMaxDimension = 1 << 24;
+
 struct ModelConfig {
   int num_layers = 0;
   int num_experts = 0;

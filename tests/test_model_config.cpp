@@ -52,3 +52,31 @@ TEST_CASE("bad configs are named", "[config]") {
   j["hidden_size"] = 2881;
   CHECK_THROWS_WITH(ModelConfig::from_json(j, "c"), Catch::Contains("multiple of 32"));
 }
+
+// Found by the config_json fuzz target (fuzz/regressions/config_json): numbers a config.json can
+// hold but a ModelConfig cannot were converted with undefined behaviour or silently wrapped.
+TEST_CASE("config.json numbers out of range are refused by name", "[config]") {
+  const auto base = ModelConfig::preset("tiny").to_hf_json();
+  auto refused = [&](const char* key, const nlohmann::json& value, const char* why) {
+    auto j = base;
+    j[key] = value;
+    INFO(key << " = " << value.dump());
+    CHECK_THROWS_WITH(ModelConfig::from_json(j, "c"), Catch::Contains(key) && Catch::Contains(why));
+  };
+  refused("hidden_size", 1e30, "out of range");
+  refused("hidden_size", 4294967328ull, "out of range");  // 2^32 + 32 wrapped to 32 before
+  refused("hidden_size", -1e30, "out of range");
+  refused("num_hidden_layers", 2.5, "whole number");
+  refused("rms_norm_eps", 1e300, "out of range");  // infinite as a float
+  refused("num_attention_heads", 1 << 30, "exceeds");  // accepted before, refused by archives
+  auto j = base;
+  j["num_hidden_layers"] = 4.0;  // a whole float is fine
+  CHECK(ModelConfig::from_json(j, "c").num_layers == 4);
+  // Without max_position_embeddings the default initial_context_length x factor must fit.
+  j = base;
+  j.erase("max_position_embeddings");
+  j["rope_scaling"]["factor"] = 1e300;
+  CHECK_THROWS_WITH(ModelConfig::from_json(j, "c"), Catch::Contains("max_position_embeddings"));
+  j["rope_scaling"]["factor"] = 32.0;
+  CHECK(ModelConfig::from_json(j, "c").max_context == 4096 * 32);
+}
