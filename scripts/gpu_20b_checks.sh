@@ -11,6 +11,8 @@
 # $BIN (default .gl/bin: gptoss, test_gpu, test_cpu), which saves the build's device time:
 #   run(command="bash scripts/gpu_20b_checks.sh", carry=[".gl/bin"])            (H100, BF16)
 #   run(command="PRECISION=fp32 BENCH='20b 120b' bash scripts/gpu_20b_checks.sh", kind=nvidia-h200)
+#   run(command="HF=0 SUITE=1 SANITIZE=1 bash scripts/gpu_20b_checks.sh", ...)  (+ the whole gpu
+#     test suite and compute-sanitizer memcheck/racecheck/synccheck on tiny, logs in $OUT)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.gl/bin}
@@ -19,6 +21,9 @@ SHAPE=${SHAPE:-20b}
 SEED=${SEED:-7}
 PRECISION=${PRECISION:-bf16}  # transformers: bf16 fits an H100, fp32 needs an H200
 FIXTURE=$OUT/hf_${SHAPE}_seed${SEED}_${PRECISION}.json
+HF=${HF:-1}            # 0: skip the transformers fixture and the [.e2e_archive] comparison
+SUITE=${SUITE:-0}      # 1: also run the whole default gpu test suite (alongside synth/convert)
+SANITIZE=${SANITIZE:-0}  # 1: also compute-sanitizer memcheck, racecheck, synccheck on tiny
 CK=/tmp/ck-$SHAPE
 AR=/tmp/$SHAPE.gptoss
 mkdir -p "$OUT"
@@ -45,21 +50,37 @@ step() {
 } >"$OUT/machine.txt" 2>&1
 cat "$OUT/machine.txt"
 
+if [ "$SUITE" = 1 ]; then
+  step gpu_suite 400 "$BIN/test_gpu" &
+  suite_pid=$!
+fi
+if [ "$SANITIZE" = 1 ]; then
+  CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+  SAN_CMD=("$BIN/gptoss" generate --synthetic tiny --seed 1 --backend cuda --tokens 1,2,3 -n 2)
+  echo "compute-sanitizer --tool T ${SAN_CMD[*]}" >"$OUT/sanitizer_command.txt"
+  (step memcheck 90 "$CS" --tool memcheck --error-exitcode 1 "${SAN_CMD[@]}"
+   step racecheck 120 "$CS" --tool racecheck --error-exitcode 1 "${SAN_CMD[@]}"
+   step synccheck 90 "$CS" --tool synccheck --error-exitcode 1 "${SAN_CMD[@]}") &
+  san_pid=$!
+fi
 step synth 120 "$BIN/gptoss" synth --shape "$SHAPE" --seed "$SEED" -o "$CK" || exit 1
 du -sb "$CK" | tee -a "$OUT/steps.txt"
 
 # transformers (GPU, ~42 GB in BF16) and convert + the engine checks (CPU, then GPU) in parallel.
-step hf_fixture 240 python3 tests/fixtures/make_hf_fixture.py --checkpoint "$CK" --shape "$SHAPE" \
+[ "$HF" = 1 ] && step hf_fixture 240 python3 tests/fixtures/make_hf_fixture.py --checkpoint "$CK" --shape "$SHAPE" \
   --seed "$SEED" --positions 140 --full-rows 0,139 --greedy 8 --precision "$PRECISION" \
   --out "$FIXTURE" &
 hf_pid=$!
 
 if step convert 120 "$BIN/gptoss" convert "$CK" -o "$AR" --no-tokenizer; then
   ls -l "$AR" | tee -a "$OUT/steps.txt"
+  # the upload throughput is measured on an otherwise idle machine
+  [ "$SUITE" = 1 ] && wait "$suite_pid"
+  [ "$SANITIZE" = 1 ] && wait "$san_pid"
   step full_gpu 180 env GPTOSS_FULL_ARCHIVE="$AR" GPTOSS_FULL_SEED="$SEED" GPTOSS_FULL_STEPS=32 \
     "$BIN/test_gpu" "[.full]"
 fi
-wait "$hf_pid"
+wait
 if [ -f "$FIXTURE" ] && [ -f "$AR" ]; then
   step e2e_archive 200 env GPTOSS_HF_FIXTURE="$FIXTURE" \
     GPTOSS_HF_ARCHIVE="$AR" "$BIN/test_cpu" "[.e2e_archive]"

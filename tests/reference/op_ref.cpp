@@ -174,8 +174,9 @@ RefVec rope_table(const float* x, int num_heads, int head_dim, int pos, const fl
 double swiglu(double gate, double up, double limit, double* scale_out) {
   const double g = std::min(gate, limit);
   const double u = std::clamp(up, -limit, limit);
-  const double gs = g / (1.0 + std::exp(-1.702 * g));
-  if (scale_out) *scale_out = std::fabs(gs) * (std::fabs(u) + 1.0);
+  const double alpha = double(1.702f);  // the FP32 constant the device (and torch on FP32) uses
+  const double gs = g / (1.0 + std::exp(-alpha * g));
+  if (scale_out) *scale_out = std::fabs(gs) * (std::fabs(u) + 1.0) * (1.0 + std::fabs(alpha * g));
   return gs * (u + 1.0);
 }
 

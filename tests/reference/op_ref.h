@@ -49,7 +49,8 @@ RefVec rope_computed(const float* x, int num_heads, int head_dim, int pos, const
                      double concentration);
 RefVec rope_table(const float* x, int num_heads, int head_dim, int pos, const float* cos_sin);
 
-// Clamped SwiGLU of one channel; scale_out = |g sigmoid(alpha g)| (|u| + 1) after clamping.
+// Clamped SwiGLU of one channel (alpha = 1.702f); scale_out = |g sigmoid(alpha g)| (|u| + 1)
+// (1 + |alpha g|) after clamping: the last factor carries the FP32 rounding of alpha g into exp.
 double swiglu(double gate, double up, double limit, double* scale_out);
 
 struct AttnRefInput {
