@@ -17,15 +17,13 @@
 #include "bench/bytes_per_token.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive.h"
+#include "host/build_info.h"
 #include "host/cli.h"
 #include "host/engine.h"
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/weights_view.h"
 
-#ifndef GPTOSS_GIT_SHA
-#define GPTOSS_GIT_SHA "unknown"
-#endif
 
 namespace gptoss::cli {
 namespace {
@@ -163,7 +161,7 @@ void run_tpot(const TpotOptions& o) {
                  ctx, ex, med, p10, p90, 1e3 / med, bytes / 1e6, gbs, floor_ms, med / floor_ms);
       if (o.json) {
         const nlohmann::json j = {
-            {"bench", "tpot"}, {"device", dev.name}, {"commit", GPTOSS_GIT_SHA},
+            {"bench", "tpot"}, {"device", dev.name}, {"commit", gptoss::build_commit()},
             {"source", source}, {"layers", c.num_layers}, {"experts_total", c.num_experts},
             {"experts", ex}, {"context", ctx}, {"tokens", o.num_tokens},
             {"median_ms", med}, {"p10_ms", p10}, {"p90_ms", p90}, {"tokens_per_s", 1e3 / med},

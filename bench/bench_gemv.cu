@@ -15,13 +15,11 @@
 #include <vector>
 
 #include "device_ops/gemv_bf16.cuh"
+#include "host/build_info.h"
 #include "device_ops/gemv_mxfp4.cuh"
 #include "tests/harness.cuh"
 #include "tests/reference/op_ref.h"
 
-#ifndef GPTOSS_GIT_SHA
-#define GPTOSS_GIT_SHA "unknown"
-#endif
 
 namespace {
 
@@ -177,7 +175,7 @@ void print_json(const Result& r) {
       "\"mem_clock_mhz\":%d,\"backend\":\"%s\",\"git\":\"%s\"}\n",
       r.op.c_str(), r.config.c_str(), r.mode.c_str(), r.rows, r.k, r.matrices, r.bytes, r.t.median_us, r.t.p10_us,
       r.t.p90_us, gbps, r.stream_gbps, gbps / r.stream_gbps, r.valid ? "true" : "false", r.worst_ratio,
-      g_dev.name.c_str(), g_dev.sms, g_dev.sm_clock_mhz, g_dev.mem_clock_mhz, backend_json(), GPTOSS_GIT_SHA);
+      g_dev.name.c_str(), g_dev.sms, g_dev.sm_clock_mhz, g_dev.mem_clock_mhz, backend_json(), gptoss::build_commit());
 }
 
 // ---- bf16 ops ------------------------------------------------------------------------------------
@@ -348,7 +346,7 @@ int main(int argc, char** argv) {
     DeviceBuffer<uint32_t> sink(1);
     g_sink = sink.get();
     std::printf("device %s, %d SMs, L2 %.0f MB, sm clock %d MHz, mem clock %d MHz, git %s\n", g_dev.name.c_str(), g_dev.sms,
-                g_dev.l2_bytes / 1e6, g_dev.sm_clock_mhz, g_dev.mem_clock_mhz, GPTOSS_GIT_SHA);
+                g_dev.l2_bytes / 1e6, g_dev.sm_clock_mhz, g_dev.mem_clock_mhz, gptoss::build_commit());
 
     // Peak streaming read over 1 GB buffers (two, alternating).
     {
@@ -360,7 +358,7 @@ int main(int argc, char** argv) {
                                               bytes, 1, samples);
       std::printf("stream read 1 GiB: %.1f GB/s\n", gbps);
       std::printf("{\"bench\":\"gemv\",\"op\":\"stream_read_1GiB\",\"gbps\":%.1f,\"device\":\"%s\",\"backend\":\"%s\",\"git\":\"%s\"}\n",
-                  gbps, g_dev.name.c_str(), backend_json(), GPTOSS_GIT_SHA);
+                  gbps, g_dev.name.c_str(), backend_json(), gptoss::build_commit());
     }
     std::printf("%-22s %-16s %-6s %7s %5s %3s %10s %9s %8s %8s %7s\n", "op", "config", "mode", "rows", "K", "mat", "MB",
                 "us", "GB/s", "stream", "ratio");

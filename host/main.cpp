@@ -6,13 +6,15 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "host/build_info.h"
 #include "host/cli.h"
 #include "host/error.h"
 #include "host/interrupt.h"
 
 int main(int argc, char** argv) {
   CLI::App app{"gptoss: a batch-1 decode engine for gpt-oss-20b and gpt-oss-120b"};
-  app.set_version_flag("--version", "gptoss " GPTOSS_VERSION);
+  app.set_version_flag("--version",
+                       fmt::format("gptoss {} (commit {})", GPTOSS_VERSION, gptoss::build_commit()));
   app.require_subcommand(1);
   app.fallthrough(false);
 

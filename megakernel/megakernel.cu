@@ -7,6 +7,7 @@
 // top-k) instead of synchronising for them.
 #include "megakernel/megakernel.h"
 
+#include "device_ops/gemv_mxfp4.cuh"
 #include "device_ops/grid_barrier.cuh"
 #include "device_ops/platform.cuh"
 #include "host/error.h"
@@ -25,7 +26,10 @@ constexpr int kMaxGroup = 8;        // query heads per KV head
 constexpr int kMaxTopK = 4;
 constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
-constexpr int kMxPad = 36;          // padded smem stride per 32-value block (bank-conflict free)
+// MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores): 16-byte loads in flight per lane
+// per row of a 16-row tile, and the K splits of experts_down (warps of a CTA per expert).
+constexpr int kMxUnroll = 4;
+constexpr int kDownSplits = kWarps / kMaxTopK;
 constexpr float kAttnScale = 0.125f;  // 1/sqrt(head_dim)
 constexpr float kSwigluAlpha = 1.702f;
 
@@ -60,24 +64,43 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-__device__ __forceinline__ int padded(int k) { return (k >> 5) * kMxPad + (k & 31); }
-
 // Shared memory of one CTA (dynamic): a big activation region plus small scratch.
 struct Smem {
   float* act;        // activation region (see act_floats())
   double* dscratch;  // [kWarps]
   float* scratch;    // [kWarps * 2]
-  float* lut;        // [16] e2m1 values
   int* sel;          // [kMaxTopK] chosen experts
   float* sel_w;      // [kMaxTopK]
   int* flag;         // [1]
 };
 
+__host__ __device__ constexpr int align16(int bytes) { return (bytes + 15) & ~15; }
+
+// Expert phases' shared memory, in bytes from the start of the activation region, for k-wide
+// inputs of `n` vectors: the inputs as floats, then one 16-byte aligned staging area per vector
+// (the GEMV's fragment order, bf16 or fp8), then the fp8 codes and scales, then the split-K
+// partial sums of experts_down.
+struct ExpertSmem {
+  int staged, staged_stride, codes, scales, red, total;
+};
+__host__ __device__ constexpr ExpertSmem expert_smem(int k, int n) {
+  ExpertSmem e{};
+  const int stride_bf16 = align16(dev::staged_bf16_bytes(k)), stride_fp8 = align16(dev::staged_fp8_bytes(k));
+  e.staged = align16(n * k * int(sizeof(float)));
+  e.staged_stride = stride_bf16 > stride_fp8 ? stride_bf16 : stride_fp8;
+  e.codes = e.staged + n * e.staged_stride;
+  e.scales = e.codes + align16(n * k);
+  e.red = e.scales + align16(n * (k / kMxBlock));
+  e.total = e.red + kWarps * dev::kMxfp4TileRows * int(sizeof(float));
+  return e;
+}
+
 __host__ __device__ inline int act_floats(int hidden, int q_dim, int topk, int inter) {
-  int n = (hidden / kMxBlock) * kMxPad;
-  n = n > q_dim ? n : q_dim;
-  const int experts = topk * (inter / kMxBlock) * kMxPad;
-  n = n > experts ? n : experts;
+  int n = hidden > q_dim ? hidden : q_dim;
+  const int up = expert_smem(hidden, 1).total / int(sizeof(float));
+  const int down = expert_smem(inter, topk).total / int(sizeof(float));
+  n = n > up ? n : up;
+  n = n > down ? n : down;
   const int attn = kMaxGroup * kHeadDim + kWarps * kMaxGroup * (kHeadDim + 2) +
                    kWarps * 32 * kHeadDim / 2;  // q, warp states, per-warp V tiles (bf16 pairs)
   return n > attn ? n : attn;
@@ -92,8 +115,6 @@ __device__ Smem carve_smem(float* base, const MegakernelArgs& a) {
   p += 2 * kWarps;
   s.scratch = p;
   p += 2 * kWarps;
-  s.lut = p;
-  p += 16;
   s.sel = reinterpret_cast<int*>(p);
   p += kMaxTopK;
   s.sel_w = p;
@@ -104,10 +125,9 @@ __device__ Smem carve_smem(float* base, const MegakernelArgs& a) {
 
 // RMSNorm of the residual into shared memory: out[k] = bf16((x_k * r) * gain_k) as floats, with
 // r = float(1 / sqrt(mean(x^2) + eps)) and the mean accumulated in FP64 as the CPU reference
-// does. `x_f32` is the residual (or null with `x_bf16` the embedding row at layer 0). Layout:
-// plain (out[k]) or padded per 32-block (out[padded(k)]) for the MXFP4 GEMVs.
+// does. `x_f32` is the residual (or null with `x_bf16` the embedding row at layer 0).
 // Block scope; one __syncthreads() on exit.
-__device__ void rmsnorm_to_smem(float* out, bool pad, const float* x_f32, const uint16_t* x_bf16,
+__device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* x_bf16,
                                 const uint16_t* gain, int n, float eps, const Smem& s) {
   double sum = 0;
   for (int k = threadIdx.x; k < n; k += kThreads) {
@@ -124,35 +144,13 @@ __device__ void rmsnorm_to_smem(float* out, bool pad, const float* x_f32, const 
   const float r = float(1.0 / sqrt(total / n + double(eps)));
   for (int k = threadIdx.x; k < n; k += kThreads) {
     const float v = x_f32 ? ld_act(x_f32 + k) : bf16_bits_to_float(x_bf16[k]);
-    out[pad ? padded(k) : k] = round_bf16((v * r) * bf16_bits_to_float(gain[k]));
-  }
-  __syncthreads();
-}
-
-// FP8 expert-activation encoding (docs/ARCHITECTURE.md): per 32-block, e = ilogb(amax) - 8
-// clamped to [-127, 127]; values replaced in place by e4m3(x * 2^-e) * 2^e (saturating RNE), the
-// exact values the FP8 GEMV multiplies. One warp per block; __syncthreads() on exit.
-__device__ void quantize_fp8_padded(float* t, int n) {
-  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
-  for (int b = warp; b < n / kMxBlock; b += kWarps) {
-    float* blk = t + b * kMxPad;
-    const float v = blk[lane];
-    const float amax = warp_max(fabsf(v));
-    float q = 0.0f;
-    if (amax > 0.0f) {
-      int e = ilogbf(amax) - 8;
-      e = e < -127 ? -127 : (e > 127 ? 127 : e);
-      const float scaled = ldexpf(v, -e);
-      q = ldexpf(dev::e4m3_to_float(dev::float_to_e4m3(scaled)), e);
-    }
-    dev::sync_warp();
-    blk[lane] = q;
+    out[k] = round_bf16((v * r) * bf16_bits_to_float(gain[k]));
   }
   __syncthreads();
 }
 
 // Dot products of BF16 weight rows with a plain-layout FP32 vector in shared memory; the
-// result is valid in every lane. Two rows at once keep twice the loads in flight.
+// result is valid in every lane.
 __device__ __forceinline__ float dot8(uint4 w, const float* t) {
   const float4 a = *reinterpret_cast<const float4*>(t);
   const float4 b = *reinterpret_cast<const float4*>(t + 4);
@@ -167,25 +165,6 @@ __device__ __forceinline__ float dot8(uint4 w, const float* t) {
   return acc;
 }
 
-__device__ __forceinline__ void warp_dot2_bf16(const uint16_t* row_a, const uint16_t* row_b,
-                                               const float* t, int k, float* out_a,
-                                               float* out_b) {
-  const int lane = threadIdx.x & 31;
-  const uint4* wa = reinterpret_cast<const uint4*>(row_a);
-  const uint4* wb = reinterpret_cast<const uint4*>(row_b);
-  const int chunks = k / 8;
-  float acc_a = 0.0f, acc_b = 0.0f;
-#pragma unroll 4
-  for (int c = lane; c < chunks; c += 32) {
-    const uint4 va = ld_weight(wa + c);
-    const uint4 vb = ld_weight(wb + c);
-    acc_a += dot8(va, t + 8 * c);
-    acc_b += dot8(vb, t + 8 * c);
-  }
-  *out_a = warp_sum(acc_a);
-  *out_b = warp_sum(acc_b);
-}
-
 __device__ __forceinline__ float warp_dot_bf16(const uint16_t* row, const float* t, int k) {
   const int lane = threadIdx.x & 31;
   const uint4* w = reinterpret_cast<const uint4*>(row);
@@ -194,64 +173,6 @@ __device__ __forceinline__ float warp_dot_bf16(const uint16_t* row, const float*
 #pragma unroll 4
   for (int c = lane; c < chunks; c += 32) acc += dot8(ld_weight(w + c), t + 8 * c);
   return warp_sum(acc);
-}
-
-// One 32-value MXFP4 block (16 bytes) against 32 padded activations, unscaled. The padded
-// stride (kMxPad floats) keeps each lane's 16-byte activation reads in distinct banks.
-__device__ __forceinline__ float mx_block_dot(uint4 w, const float* t, const float* lut) {
-  const uint32_t words[4] = {w.x, w.y, w.z, w.w};
-  float acc = 0.0f;
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    const float4 t0 = *reinterpret_cast<const float4*>(t + 8 * i);
-    const float4 t1 = *reinterpret_cast<const float4*>(t + 8 * i + 4);
-    const uint32_t v = words[i];
-    acc = fmaf(lut[v & 0xfu], t0.x, acc);
-    acc = fmaf(lut[(v >> 4) & 0xfu], t0.y, acc);
-    acc = fmaf(lut[(v >> 8) & 0xfu], t0.z, acc);
-    acc = fmaf(lut[(v >> 12) & 0xfu], t0.w, acc);
-    acc = fmaf(lut[(v >> 16) & 0xfu], t1.x, acc);
-    acc = fmaf(lut[(v >> 20) & 0xfu], t1.y, acc);
-    acc = fmaf(lut[(v >> 24) & 0xfu], t1.z, acc);
-    acc = fmaf(lut[v >> 28], t1.w, acc);
-  }
-  return acc;
-}
-
-__device__ __forceinline__ float e8m0(uint32_t s) {
-  return s == 0 ? __uint_as_float(1u << 22) : __uint_as_float(s << 23);
-}
-
-// Dot products of up to four MXFP4 rows ([K/32][16] bytes + [K/32] scales) with one padded
-// FP32 vector; all rows' loads are issued before any arithmetic so that a warp keeps up to
-// 4 x ceil(K/32/32) 16-byte loads in flight. Results valid in every lane.
-__device__ __forceinline__ void warp_dot4_mxfp4(const uint8_t* const* blocks,
-                                                const uint8_t* const* scales, int num_rows,
-                                                const float* t, int k, const float* lut,
-                                                float* out) {
-  const int lane = threadIdx.x & 31;
-  const int nblk = k / kMxBlock;
-  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int c = lane; c < nblk; c += 32) {
-    uint4 v[4];
-    float sc[4];
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      if (r < num_rows) {
-        v[r] = ld_weight(reinterpret_cast<const uint4*>(blocks[r]) + c);
-        sc[r] = e8m0(dev::load_evict_first(scales[r] + c));
-      }
-    }
-    const float* tc = t + c * kMxPad;
-#pragma unroll
-    for (int r = 0; r < 4; ++r) {
-      if (r < num_rows) acc[r] = fmaf(mx_block_dot(v[r], tc, lut), sc[r], acc[r]);
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < 4; ++r) {
-    if (r < num_rows) out[r] = warp_sum(acc[r]);
-  }
 }
 
 __device__ __forceinline__ float swiglu(float gate, float up, float limit) {
@@ -275,29 +196,83 @@ __device__ __forceinline__ WarpCoords warp_coords() {
 
 // ---- phases ---------------------------------------------------------------------------------
 
+// Block-level GEMV for the BF16 phases: a CTA owns a contiguous range of rows (so every SM
+// streams the same number of bytes) and its warps split as kRowGroups x kKSplit (rows x K
+// quarters). Rows i in [0, n_rows): row(i) gives the row's k BF16 weights (16-byte aligned);
+// t = k floats in shared memory. On return (after a __syncthreads()) red[i * kKSplit + q] holds
+// the partial sum of K quarter q: callers add the quarters in order. red: n_rows * kKSplit floats
+// of shared memory.
+constexpr int kKSplit = 4;
+constexpr int kRowGroups = kWarps / kKSplit;
+constexpr int kGemvRows = 4;  // rows per warp iteration (their loads are in flight together)
+
+template <class RowFn>
+__device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, float* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int q = warp % kKSplit, group = warp / kKSplit;
+  const int chunks = k / 8;
+  const int c_begin = chunks * q / kKSplit, c_end = chunks * (q + 1) / kKSplit;
+  for (int i0 = group; i0 < n_rows; i0 += kGemvRows * kRowGroups) {
+    const uint4* w[kGemvRows];
+    float acc[kGemvRows];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const int i = i0 + r * kRowGroups;
+      w[r] = i < n_rows ? reinterpret_cast<const uint4*>(row(i)) : nullptr;
+      acc[r] = 0.0f;
+    }
+#pragma unroll 2
+    for (int c = c_begin + lane; c < c_end; c += 32) {
+      uint4 v[kGemvRows];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) v[r] = w[r] ? ld_weight(w[r] + c) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) acc[r] += dot8(v[r], t + 8 * c);
+    }
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const float sum = warp_sum(acc[r]);
+      if (lane == 0 && w[r]) red[(i0 + r * kRowGroups) * kKSplit + q] = sum;
+    }
+  }
+  __syncthreads();
+}
+
+__device__ __forceinline__ float sum_splits(const float* red, int i) {
+  float v = 0.0f;
+#pragma unroll
+  for (int q = 0; q < kKSplit; ++q) v += red[i * kKSplit + q];
+  return v;
+}
+
 // Phase kNormQkvRope: t = rmsnorm(x); qkv = W t + b; RoPE on q and k; k, v appended to the cache.
-// Unit of work = one RoPE pair of rows (i, i + 32) of one 64-row head, so each warp finishes its
-// rotation without exchanging data.
+// Unit of work = one RoPE pair of rows (i, i + 32) of one 64-row head; CTA b owns a contiguous
+// range of pairs (cta_gemv_bf16) and finishes their rotations itself.
 __device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
                                     int token, const Smem& s) {
   const float* x = from_embed ? nullptr : a.x;
   const uint16_t* emb = a.embed + size_t(token) * a.hidden;
-  rmsnorm_to_smem(s.act, false, x, emb, L.attn_norm, a.hidden, a.rms_norm_eps, s);
-  const WarpCoords w = warp_coords();
+  rmsnorm_to_smem(s.act, x, emb, L.attn_norm, a.hidden, a.rms_norm_eps, s);
   const int half = kHeadDim / 2;
   const int q_heads = a.num_heads, kv_heads = a.num_kv_heads;
   const int units = (q_heads + 2 * kv_heads) * half;
+  const int u_begin = int(int64_t(units) * blockIdx.x / gridDim.x);
+  const int u_end = int(int64_t(units) * (blockIdx.x + 1) / gridDim.x);
+  float* red = s.act + align16(a.hidden * int(sizeof(float))) / int(sizeof(float));
+  // Local row 2j is row i of the pair u_begin + j, local row 2j + 1 its partner i + 32.
+  auto row_of = [&](int i) {
+    const int u = u_begin + i / 2;
+    return (u / half) * kHeadDim + u % half + (i & 1) * half;
+  };
+  cta_gemv_bf16([&](int i) { return L.qkv_weight + size_t(row_of(i)) * a.hidden; },
+                2 * (u_end - u_begin), s.act, a.hidden, red);
   const float* rope = a.rope_table + size_t(a.pos) * kHeadDim;
   const int slot = L.sliding ? a.pos % L.kv_capacity : a.pos;
-  for (int u = w.global_warp; u < units; u += w.num_warps) {
-    const int head = u / half, i = u % half;
+  for (int j = threadIdx.x; j < u_end - u_begin; j += kThreads) {
+    const int u = u_begin + j, head = u / half, i = u % half;
     const int row_a = head * kHeadDim + i, row_b = row_a + half;
-    float va, vb;
-    warp_dot2_bf16(L.qkv_weight + size_t(row_a) * a.hidden, L.qkv_weight + size_t(row_b) * a.hidden,
-                   s.act, a.hidden, &va, &vb);
-    if (w.lane != 0) continue;
-    va += bf16_bits_to_float(L.qkv_bias[row_a]);
-    vb += bf16_bits_to_float(L.qkv_bias[row_b]);
+    float va = sum_splits(red, 2 * j) + bf16_bits_to_float(L.qkv_bias[row_a]);
+    float vb = sum_splits(red, 2 * j + 1) + bf16_bits_to_float(L.qkv_bias[row_b]);
     if (head < q_heads + kv_heads) {  // q and k heads are rotated, v heads are not
       const float c = rope[i], sn = rope[half + i];
       const float ra = va * c - vb * sn;
@@ -487,7 +462,8 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   }
 }
 
-// Phase kOutProj: x = x_in + W_o attn + b_o, one warp per output row.
+// Phase kOutProj: x = x_in + W_o attn + b_o; CTA b owns a contiguous range of rows
+// (cta_gemv_bf16).
 __device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
                                int token, const Smem& s) {
   const int q_dim = a.num_heads * kHeadDim;
@@ -495,14 +471,17 @@ __device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool
     s.act[k] = bf16_bits_to_float(ld_act(a.attn_out + k));
   }
   __syncthreads();
-  const WarpCoords w = warp_coords();
+  const int r_begin = int(int64_t(a.hidden) * blockIdx.x / gridDim.x);
+  const int r_end = int(int64_t(a.hidden) * (blockIdx.x + 1) / gridDim.x);
+  float* red = s.act + align16(q_dim * int(sizeof(float))) / int(sizeof(float));
+  cta_gemv_bf16([&](int i) { return L.out_weight + size_t(r_begin + i) * q_dim; }, r_end - r_begin,
+                s.act, q_dim, red);
   const uint16_t* emb = a.embed + size_t(token) * a.hidden;
-  for (int row = w.global_warp; row < a.hidden; row += w.num_warps) {
-    const float o = warp_dot_bf16(L.out_weight + size_t(row) * q_dim, s.act, q_dim);
-    if (w.lane == 0) {
-      const float x_in = from_embed ? bf16_bits_to_float(emb[row]) : ld_act(a.x + row);
-      a.x[row] = x_in + (o + bf16_bits_to_float(L.out_bias[row]));
-    }
+  for (int i = threadIdx.x; i < r_end - r_begin; i += kThreads) {
+    const int row = r_begin + i;
+    const float o = sum_splits(red, i);
+    const float x_in = from_embed ? bf16_bits_to_float(emb[row]) : ld_act(a.x + row);
+    a.x[row] = x_in + (o + bf16_bits_to_float(L.out_bias[row]));
   }
 }
 
@@ -510,7 +489,7 @@ __device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool
 __device__ void phase_router(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const WarpCoords w = warp_coords();
   if (blockIdx.x * kWarps >= a.num_experts) return;  // CTAs without rows skip the norm too
-  rmsnorm_to_smem(s.act, false, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
+  rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
   for (int e = w.global_warp; e < a.num_experts; e += w.num_warps) {
     const float r = warp_dot_bf16(L.router_weight + size_t(e) * a.hidden, s.act, a.hidden);
     if (w.lane == 0) a.router_logits[e] = r + bf16_bits_to_float(L.router_bias[e]);
@@ -558,96 +537,128 @@ __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
   __syncthreads();
 }
 
-// Phase kExpertsUp: every CTA selects the experts, recomputes t = rmsnorm(x) (FP8-quantized in
-// that mode), then each warp computes gate and up rows (2m, 2m+1) of one channel of one expert
-// and applies the clamped SwiGLU.
+// Stages n k-wide input vectors (floats in shared memory at s.act, bf16-representable) for the
+// MXFP4 GEMV: in the FP8 mode each 32-block is quantized first (E4M3 codes + E8M0 scale, the
+// encoding of docs/ARCHITECTURE.md, bit-exact with the CPU reference). Block scope; syncs on exit.
+__device__ void stage_expert_inputs(const MegakernelArgs& a, const Smem& s, int k, int n) {
+  const ExpertSmem e = expert_smem(k, n);
+  uint8_t* base = reinterpret_cast<uint8_t*>(s.act);
+  if (a.experts_fp8) {
+    for (int v = 0; v < n; ++v) {
+      dev::block_quantize_fp8(base + e.codes + v * k, base + e.scales + v * (k / kMxBlock),
+                              s.act + v * k, k);
+    }
+    __syncthreads();
+    for (int v = 0; v < n; ++v) {
+      dev::stage_mxfp4_activations_fp8(base + e.staged + v * e.staged_stride, base + e.codes + v * k,
+                                       base + e.scales + v * (k / kMxBlock), k);
+    }
+  } else {
+    for (int v = 0; v < n; ++v) {
+      dev::stage_mxfp4_activations_bf16(base + e.staged + v * e.staged_stride, s.act + v * k, k);
+    }
+  }
+}
+
+// One 16-row tile of an MXFP4 matrix against staged activations, blocks [kb_begin, kb_end):
+// acc[0] = row row0 + lane/4, acc[1] = row row0 + lane/4 + 8, in every lane of a quad.
+__device__ __forceinline__ void expert_tile(float (&acc)[2], bool fp8, const dev::Mxfp4Matrix& w,
+                                            const uint8_t* staged, int row0, int kb_begin,
+                                            int kb_end) {
+  if (fp8) {
+    dev::warp_gemv_mxfp4_fp8<kMxUnroll>(acc, w, staged, row0, kb_begin, kb_end);
+  } else {
+    dev::warp_gemv_mxfp4_bf16<kMxUnroll>(acc, w, staged, row0, kb_begin, kb_end);
+  }
+}
+
+// Phase kExpertsUp: every CTA selects the experts and recomputes t = rmsnorm(x) (staged for the
+// tensor-core GEMV, FP8-quantized in that mode); then each warp computes 16-row tiles of the
+// chosen experts' mlp1 (8 interleaved gate/up pairs) and applies the clamped SwiGLU. Tiles go
+// round-robin over CTAs first, so that every SM gets a share when there are fewer tiles than
+// warps.
 __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   select_experts(a, s);
-  rmsnorm_to_smem(s.act, true, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
-  if (a.experts_fp8) quantize_fp8_padded(s.act, a.hidden);
-  const WarpCoords w = warp_coords();
-  const int inter = a.intermediate, mlp1 = 2 * inter;
-  const size_t row_bytes = size_t(a.hidden) / 2, row_scales = size_t(a.hidden) / kMxBlock;
-  const int units = a.experts_per_token * inter;
-  // Two (gate, up) row pairs per warp iteration: four rows' loads in flight.
-  for (int u0 = w.global_warp; u0 < units; u0 += 2 * w.num_warps) {
-    const int num_units = u0 + w.num_warps < units ? 2 : 1;
-    const uint8_t* blocks[4];
-    const uint8_t* scales[4];
-    size_t rows[4];
+  rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
+  stage_expert_inputs(a, s, a.hidden, 1);
+  const uint8_t* staged = reinterpret_cast<const uint8_t*>(s.act) + expert_smem(a.hidden, 1).staged;
+  const int inter = a.intermediate, mlp1 = 2 * inter, nb = a.hidden / kMxBlock;
+  const int tiles_per_expert = mlp1 / dev::kMxfp4TileRows;  // inter % 32 == 0 (checked at launch)
+  const int tiles = a.experts_per_token * tiles_per_expert;
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int warp = threadIdx.x >> 5;
+  for (int t = warp * int(gridDim.x) + int(blockIdx.x); t < tiles; t += kWarps * int(gridDim.x)) {
+    const int r = t / tiles_per_expert, row0 = (t % tiles_per_expert) * dev::kMxfp4TileRows;
+    const size_t expert = size_t(s.sel[r]);
+    const dev::Mxfp4Matrix w{L.mlp1_blocks + expert * mlp1 * (size_t(nb) * dev::kMxfp4BlockBytes),
+                             L.mlp1_scales + expert * mlp1 * size_t(nb), mlp1, nb};
+    float acc[2];
+    expert_tile(acc, a.experts_fp8, w, staged, row0, 0, nb);
+    // Rows 2m (gate) and 2m + 1 (up) sit in quads gid and gid + 1 (lane ^ 4).
+    const float partner[2] = {dev::shfl_xor(acc[0], 4), dev::shfl_xor(acc[1], 4)};
+    if (tig == 0 && (gid & 1) == 0) {
 #pragma unroll
-    for (int q = 0; q < 2; ++q) {
-      const int u = q < num_units ? u0 + q * w.num_warps : u0;
-      const int r = u / inter, m = u % inter;
-      rows[2 * q] = size_t(s.sel[r]) * mlp1 + 2 * m;
-      rows[2 * q + 1] = rows[2 * q] + 1;
-    }
-#pragma unroll
-    for (int q = 0; q < 4; ++q) {
-      blocks[q] = L.mlp1_blocks + rows[q] * row_bytes;
-      scales[q] = L.mlp1_scales + rows[q] * row_scales;
-    }
-    float dots[4];
-    warp_dot4_mxfp4(blocks, scales, 2 * num_units, s.act, a.hidden, s.lut, dots);
-    if (w.lane == 0) {
-#pragma unroll
-      for (int q = 0; q < 2; ++q) {
-        if (q >= num_units) break;
-        const int u = u0 + q * w.num_warps;
-        const int r = u / inter, m = u % inter;
-        const float gate = dots[2 * q] + bf16_bits_to_float(L.mlp1_bias[rows[2 * q]]);
-        const float up = dots[2 * q + 1] + bf16_bits_to_float(L.mlp1_bias[rows[2 * q + 1]]);
-        a.swiglu_out[r * inter + m] = float_to_bf16_bits(swiglu(gate, up, a.swiglu_limit));
+      for (int h = 0; h < 2; ++h) {
+        const int row = row0 + gid + 8 * h;
+        const size_t bias = expert * mlp1 + row;
+        const float gate = acc[h] + bf16_bits_to_float(L.mlp1_bias[bias]);
+        const float up = partner[h] + bf16_bits_to_float(L.mlp1_bias[bias + 1]);
+        a.swiglu_out[r * inter + row / 2] = float_to_bf16_bits(swiglu(gate, up, a.swiglu_limit));
       }
     }
   }
 }
 
-// Phase kExpertsDown: one warp per hidden row n: y_e = W2_e[n] a_e + b2_e[n] for the chosen
-// experts, x[n] += sum_e w_e y_e (in rank order).
+// Phase kExpertsDown: CTA b takes 16-row tiles b, b + grid, ... of the hidden dimension; its
+// warps split as (expert rank, K split) and compute y_e = W2_e a_e over their share of K; the
+// partial sums meet in shared memory and x[n] += sum_e w_e (y_e[n] + b2_e[n]) in rank order.
 __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
-  const int inter = a.intermediate;
-  const int per_expert = (inter / kMxBlock) * kMxPad;
-  for (int idx = threadIdx.x; idx < a.experts_per_token * inter; idx += kThreads) {
-    const int r = idx / inter, k = idx % inter;
-    s.act[r * per_expert + padded(k)] = bf16_bits_to_float(ld_act(a.swiglu_out + idx));
+  const int inter = a.intermediate, k = a.experts_per_token, nb = inter / kMxBlock;
+  const int tiles = (a.hidden + dev::kMxfp4TileRows - 1) / dev::kMxfp4TileRows;
+  if (int(blockIdx.x) >= tiles) return;  // nothing to do (tiny shapes on a big grid)
+  for (int idx = threadIdx.x; idx < k * inter; idx += kThreads) {
+    s.act[idx] = bf16_bits_to_float(ld_act(a.swiglu_out + idx));
   }
   __syncthreads();
-  const WarpCoords w = warp_coords();
-  const size_t row_bytes = size_t(inter) / 2, row_scales = size_t(inter) / kMxBlock;
-  const int nblk = inter / kMxBlock;
-  const int k = a.experts_per_token;
-  for (int n = w.global_warp; n < a.hidden; n += w.num_warps) {
-    // The k experts' rows are independent: issue all their loads before any arithmetic.
-    float acc[kMaxTopK];
-#pragma unroll
-    for (int r = 0; r < kMaxTopK; ++r) acc[r] = 0.0f;
-    for (int c = w.lane; c < nblk; c += 32) {
-      uint4 blk[kMaxTopK];
-      float sc[kMaxTopK];
-#pragma unroll
-      for (int r = 0; r < kMaxTopK; ++r) {
-        if (r < k) {
-          const size_t row = size_t(s.sel[r]) * a.hidden + n;
-          blk[r] = ld_weight(reinterpret_cast<const uint4*>(L.mlp2_blocks + row * row_bytes) + c);
-          sc[r] = e8m0(dev::load_evict_first(L.mlp2_scales + row * row_scales + c));
-        }
+  stage_expert_inputs(a, s, inter, k);
+  const ExpertSmem e = expert_smem(inter, k);
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(s.act);
+  float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(s.act) + e.red);
+  const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
+  const int warp = threadIdx.x >> 5, r = warp / kDownSplits, split = warp % kDownSplits;
+  const int steps = (nb + dev::kMxfp4BlocksPerStep - 1) / dev::kMxfp4BlocksPerStep;
+  const int kb_begin = steps * split / kDownSplits * dev::kMxfp4BlocksPerStep;
+  const int kb_end = min(nb, steps * (split + 1) / kDownSplits * dev::kMxfp4BlocksPerStep);
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int row0 = tile * dev::kMxfp4TileRows;
+    if (r < k) {
+      const size_t expert = size_t(s.sel[r]);
+      const dev::Mxfp4Matrix w{
+          L.mlp2_blocks + expert * a.hidden * (size_t(nb) * dev::kMxfp4BlockBytes),
+          L.mlp2_scales + expert * a.hidden * size_t(nb), a.hidden, nb};
+      float acc[2] = {0.0f, 0.0f};
+      if (kb_begin < kb_end) {
+        expert_tile(acc, a.experts_fp8, w, base + e.staged + r * e.staged_stride, row0, kb_begin,
+                    kb_end);
       }
-#pragma unroll
-      for (int r = 0; r < kMaxTopK; ++r) {
-        if (r < k) acc[r] = fmaf(mx_block_dot(blk[r], s.act + r * per_expert + c * kMxPad, s.lut), sc[r], acc[r]);
-      }
-    }
-    float moe = 0.0f;
-#pragma unroll
-    for (int r = 0; r < kMaxTopK; ++r) {
-      if (r < k) {
-        const size_t row = size_t(s.sel[r]) * a.hidden + n;
-        const float y = warp_sum(acc[r]) + bf16_bits_to_float(L.mlp2_bias[row]);
-        moe = fmaf(s.sel_w[r], y, moe);
+      if (tig == 0) {
+        red[warp * dev::kMxfp4TileRows + gid] = acc[0];
+        red[warp * dev::kMxfp4TileRows + gid + 8] = acc[1];
       }
     }
-    if (w.lane == 0) a.x[n] = ld_act(a.x + n) + moe;
+    __syncthreads();
+    const int row = row0 + int(threadIdx.x);
+    if (threadIdx.x < dev::kMxfp4TileRows && row < a.hidden) {
+      float moe = 0.0f;
+      for (int q = 0; q < k; ++q) {
+        float y = 0.0f;
+        for (int p = 0; p < kDownSplits; ++p) y += red[(q * kDownSplits + p) * dev::kMxfp4TileRows + threadIdx.x];
+        y += bf16_bits_to_float(L.mlp2_bias[size_t(s.sel[q]) * a.hidden + row]);
+        moe = fmaf(s.sel_w[q], y, moe);
+      }
+      a.x[row] = ld_act(a.x + row) + moe;
+    }
+    __syncthreads();
   }
 }
 
@@ -655,7 +666,7 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
 // over its rows, each CTA its best over its warps; the last CTA to finish (counter) reduces the
 // CTAs and writes the token. Logits are stored only when a.logits is set.
 __device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
-  rmsnorm_to_smem(s.act, false, a.x, nullptr, a.final_norm, a.hidden, a.rms_norm_eps, s);
+  rmsnorm_to_smem(s.act, a.x, nullptr, a.final_norm, a.hidden, a.rms_norm_eps, s);
   const WarpCoords w = warp_coords();
   float best_v = -INFINITY;
   int best_i = -1;
@@ -708,11 +719,6 @@ __device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
 __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs a) {
   extern __shared__ float4 smem_raw[];
   const Smem s = carve_smem(reinterpret_cast<float*>(smem_raw), a);
-  if (threadIdx.x < 16) {
-    constexpr float kE2m1[16] = {0.0f, 0.5f, 1.0f, 1.5f, 2.0f, 3.0f, 4.0f, 6.0f,
-                                 -0.0f, -0.5f, -1.0f, -1.5f, -2.0f, -3.0f, -4.0f, -6.0f};
-    s.lut[threadIdx.x] = kE2m1[threadIdx.x];
-  }
   if (threadIdx.x < kMaxTopK) {  // valid expert ids even if a profiling run skips experts_up
     s.sel[threadIdx.x] = 0;
     s.sel_w[threadIdx.x] = 0.0f;
@@ -752,7 +758,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
 size_t megakernel_smem_bytes(const MegakernelArgs& a) {
   return sizeof(float) * (act_floats(a.hidden, a.num_heads * a.head_dim, a.experts_per_token,
                                      a.intermediate) +
-                          4 * kWarps + 16 + 2 * kMaxTopK + 4);
+                          4 * kWarps + 2 * kMaxTopK + 4);
 }
 
 void check_megakernel_shapes(const MegakernelArgs& a) {
@@ -785,6 +791,15 @@ void launch_megakernel(const MegakernelArgs& a, int grid, void* stream) {
     throw Error(fmt::format("megakernel: {} CTAs cannot all be resident ({} SMs x {} per SM with "
                             "{} B of shared memory)", grid, sms, per_sm, smem),
                 "the persistent kernel needs one CTA per SM; is another process using the GPU?");
+  }
+  // cta_gemv_bf16's partial sums share the activation region with the input vector.
+  const int act = act_floats(a.hidden, a.num_heads * a.head_dim, a.experts_per_token, a.intermediate);
+  const int qkv_pairs = (a.num_heads + 2 * a.num_kv_heads) * kHeadDim / 2;
+  const int qkv_need = a.hidden + 2 * ((qkv_pairs + grid - 1) / grid) * kKSplit + 4;
+  const int out_need = a.num_heads * a.head_dim + ((a.hidden + grid - 1) / grid) * kKSplit + 4;
+  if (grid < 1 || qkv_need > act || out_need > act) {
+    throw Error(fmt::format("megakernel: a grid of {} CTAs is too small for this model's "
+                            "projections (shared memory)", grid));
   }
   if (grid < a.num_kv_heads * a.max_splits) {
     throw Error(fmt::format("megakernel: grid {} < {} KV heads x {} splits", grid, a.num_kv_heads,

@@ -16,7 +16,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.gl/bin}
-OUT=${OUT:-$PWD/out}
+source scripts/lib_steps.sh
 SHAPE=${SHAPE:-20b}
 SEED=${SEED:-7}
 PRECISION=${PRECISION:-bf16}  # transformers: bf16 fits an H100, fp32 needs an H200
@@ -26,41 +26,15 @@ SUITE=${SUITE:-0}      # 1: also run the whole default gpu test suite (alongside
 SANITIZE=${SANITIZE:-0}  # 1: also compute-sanitizer memcheck, racecheck, synccheck on tiny
 CK=/tmp/ck-$SHAPE
 AR=/tmp/$SHAPE.gptoss
-mkdir -p "$OUT"
-start=$(date +%s.%N)
-elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
-
-# step NAME TIMEOUT CMD...: runs CMD with a time limit, logs to $OUT/NAME.log, records rc and time.
-step() {
-  local name=$1 limit=$2
-  shift 2
-  local t0
-  t0=$(date +%s.%N)
-  timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
-  local rc=$?
-  echo "$name: rc=$rc, $(elapsed "$t0") s (at $(elapsed "$start") s)" | tee -a "$OUT/steps.txt"
-  return $rc
-}
-
-{
-  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
-  lscpu | grep -E "Model name|^CPU\(s\)"
-  free -g | head -2
-  df -h /tmp | tail -1
-} >"$OUT/machine.txt" 2>&1
-cat "$OUT/machine.txt"
+machine_info
+{ df -h /tmp | tail -1; free -g | head -2; } | tee -a "$OUT/machine.txt"
 
 if [ "$SUITE" = 1 ]; then
   step gpu_suite 400 "$BIN/test_gpu" &
   suite_pid=$!
 fi
 if [ "$SANITIZE" = 1 ]; then
-  CS=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-  SAN_CMD=("$BIN/gptoss" generate --synthetic tiny --seed 1 --backend cuda --tokens 1,2,3 -n 2)
-  echo "compute-sanitizer --tool T ${SAN_CMD[*]}" >"$OUT/sanitizer_command.txt"
-  (step memcheck 90 "$CS" --tool memcheck --error-exitcode 1 "${SAN_CMD[@]}"
-   step racecheck 120 "$CS" --tool racecheck --error-exitcode 1 "${SAN_CMD[@]}"
-   step synccheck 90 "$CS" --tool synccheck --error-exitcode 1 "${SAN_CMD[@]}") &
+  sanitize_tiny "$BIN/gptoss" &
   san_pid=$!
 fi
 step synth 120 "$BIN/gptoss" synth --shape "$SHAPE" --seed "$SEED" -o "$CK" || exit 1

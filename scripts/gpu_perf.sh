@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# One megakernel iteration on the GPU machine in a single call: correctness first (the
+# [megakernel] tests against the CPU reference, compute-sanitizer on tiny), then TPOT on
+# synthetic weights and the per-phase profile. Binaries are built on the development machine
+# (CUDA 13, sm_90a) and carried, which saves the build's device time:
+#   run(command="bash scripts/gpu_perf.sh", carry=[".gl/bin"])
+# Environment (defaults): BIN (.gl/bin), TESTS ("[megakernel]"; empty skips), SANITIZE (1),
+# SHAPES ("20b 120b"), CONTEXTS (1024,8192), EXPERTS (bf16,fp8), PROFILE (1: --phase-profile of
+# 20b at context 1024, bf16 experts). Logs and steps.txt land in $OUT.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-.gl/bin}
+source scripts/lib_steps.sh
+TESTS=${TESTS-[megakernel]}
+SANITIZE=${SANITIZE:-1}
+SHAPES=${SHAPES:-20b 120b}
+CONTEXTS=${CONTEXTS:-1024,8192}
+EXPERTS=${EXPERTS:-bf16,fp8}
+PROFILE=${PROFILE:-1}
+machine_info
+"$BIN/gptoss" --version >>"$OUT/machine.txt" 2>&1
+
+[ -n "$TESTS" ] && step tests 300 "$BIN/test_gpu" "$TESTS"
+[ "$SANITIZE" = 1 ] && sanitize_tiny "$BIN/gptoss"
+for shape in $SHAPES; do
+  step "bench_$shape" 240 "$BIN/gptoss" bench tpot --synthetic "$shape" --experts "$EXPERTS" \
+    --context "$CONTEXTS" -n 128 --json
+done
+if [ "$PROFILE" = 1 ]; then
+  step profile_20b 120 "$BIN/gptoss" bench tpot --synthetic 20b --experts bf16 --context 1024 \
+    -n 128 --phase-profile
+fi
+echo "total: $(elapsed "$start") s" | tee -a "$OUT/steps.txt"
