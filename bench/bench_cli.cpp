@@ -23,6 +23,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/weights_view.h"
+#include "megakernel/phases.h"
 
 
 namespace gptoss::cli {
@@ -38,6 +39,7 @@ struct TpotOptions {
   int warmup = 16;
   bool json = false;
   bool phase_profile = false;
+  bool phase_times = false;
 };
 
 double percentile(std::vector<double> v, double p) {
@@ -46,6 +48,43 @@ double percentile(std::vector<double> v, double p) {
   const size_t lo = size_t(idx);
   const size_t hi = std::min(lo + 1, v.size() - 1);
   return v[lo] + (v[hi] - v[lo]) * (idx - double(lo));
+}
+
+// Per-phase time of a decode step from the kernel's own timeline (MegakernelArgs::phase_times):
+// the interval from one grid barrier's release (as CTA 0 sees it) to the next, i.e. the slowest
+// CTA's work in that phase plus the barrier itself, summed over layers; median over the steps.
+void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std::string& experts,
+                       const TpotOptions& o) {
+  const int layers = engine.config().num_layers;
+  constexpr int kPhases = int(mk::kNumPhases);
+  engine.enable_phase_times();
+  std::vector<std::vector<double>> per_phase(kPhases + 1);  // + the LM head
+  std::vector<double> totals;
+  for (int i = 0; i < o.warmup + o.num_tokens; ++i) {
+    engine.step(token, pos);  // same position: the cache is not extended while profiling
+    if (i < o.warmup) continue;
+    const std::vector<uint64_t> t = engine.read_phase_times();
+    std::vector<double> sum(kPhases + 1, 0.0);
+    for (int l = 0; l < layers; ++l) {
+      for (int p = 0; p < kPhases; ++p) {
+        const size_t at = 1 + size_t(l) * kPhases + p;
+        sum[size_t(p)] += double(t[at] - t[at - 1]) * 1e-6;
+      }
+    }
+    const size_t end = 1 + size_t(layers) * kPhases;
+    sum[kPhases] = double(t[end] - t[end - 1]) * 1e-6;
+    for (int p = 0; p <= kPhases; ++p) per_phase[size_t(p)].push_back(sum[size_t(p)]);
+    totals.push_back(double(t[end] - t[0]) * 1e-6);
+  }
+  fmt::print("phase times at context {}, {} experts (kernel timeline, median of {} steps): "
+             "{:.4f} ms from CTA 0's start to the token\n", ctx, experts, o.num_tokens,
+             percentile(totals, 0.5));
+  for (int p = 0; p <= kPhases; ++p) {
+    const double ms = percentile(per_phase[size_t(p)], 0.5);
+    const std::string_view name = p < kPhases ? mk::kPhaseNames[size_t(p)] : "lm_head";
+    fmt::print("  {:<14} {:8.4f} ms  {:8.2f} us/layer\n", name, ms,
+               p < kPhases ? ms * 1e3 / layers : ms * 1e3);
+  }
 }
 
 void run_tpot(const TpotOptions& o) {
@@ -143,6 +182,12 @@ void run_tpot(const TpotOptions& o) {
         fmt::print("  {:<14} {:8.4f} ms\n", names[p], all - without);
       }
     }
+    if (o.phase_times) {
+      for (const std::string& ex : o.experts) {
+        engine->args().experts_fp8 = ex == "fp8" ? 1 : 0;
+        print_phase_times(*engine, next, pos, ctx, ex, o);
+      }
+    }
     for (const std::string& ex : o.experts) {
       engine->args().experts_fp8 = ex == "fp8" ? 1 : 0;
       for (int i = 0; i < o.warmup; ++i) next = engine->step(next, pos++);
@@ -195,6 +240,9 @@ void add_bench_command(CLI::App& app) {
   tpot->add_flag("--json", opts->json, "also print one JSON line per measurement");
   tpot->add_flag("--phase-profile", opts->phase_profile,
                  "also time each phase by skipping it (profiling; outputs are meaningless then)");
+  tpot->add_flag("--phase-times", opts->phase_times,
+                 "also print each phase's share of the step from timestamps the kernel records "
+                 "after every grid barrier (barrier to barrier, so a phase includes its barrier)");
   tpot->callback([opts] { run_tpot(*opts); });
 }
 

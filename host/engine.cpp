@@ -15,6 +15,7 @@
 #include "host/reference/ops.h"
 #include "host/synth_gpu.h"
 #include "megakernel/megakernel.h"
+#include "megakernel/phases.h"
 
 namespace gptoss {
 namespace {
@@ -391,6 +392,18 @@ std::vector<uint16_t> GpuEngine::read_swiglu() const {
 std::vector<int32_t> GpuEngine::read_experts() const {
   return read_buffer<int32_t>(args_.expert_ids, size_t(config_.experts_per_token));
 }
+void GpuEngine::enable_phase_times() {
+  if (args_.phase_times) return;
+  const size_t n = 2 + size_t(config_.num_layers) * mk::kNumPhases;
+  void* p = gpu::device_alloc(n * sizeof(uint64_t), "phase timeline");
+  allocations_.push_back(p);
+  gpu::memset_device(p, 0, n * sizeof(uint64_t));
+  args_.phase_times = static_cast<uint64_t*>(p);
+}
+std::vector<uint64_t> GpuEngine::read_phase_times() const {
+  if (!args_.phase_times) return {};
+  return read_buffer<uint64_t>(args_.phase_times, 2 + size_t(config_.num_layers) * mk::kNumPhases);
+}
 std::vector<uint16_t> GpuEngine::read_kv(int layer, int pos, bool value) const {
   const mk::LayerArgs& L = layers_host_.at(size_t(layer));
   const int slot = L.sliding ? pos % L.kv_capacity : pos;
@@ -448,6 +461,8 @@ std::vector<uint16_t> GpuEngine::read_attn() const { return {}; }
 std::vector<float> GpuEngine::read_router_logits() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_swiglu() const { return {}; }
 std::vector<int32_t> GpuEngine::read_experts() const { return {}; }
+void GpuEngine::enable_phase_times() {}
+std::vector<uint64_t> GpuEngine::read_phase_times() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_kv(int, int, bool) const { return {}; }
 void GpuEngine::write_kv(int, int, const uint16_t*, const uint16_t*) {}
 void GpuEngine::launch(int, int) {}

@@ -60,6 +60,11 @@ class GpuEngine {
   void write_kv(int layer, int pos, const uint16_t* k, const uint16_t* v);
   // XXH64 of every canonical tensor as stored on the device (canonical_tensors() order).
   std::vector<uint64_t> weight_hashes() const;
+  // Profiling: record the phase timeline in every following step (MegakernelArgs::phase_times)
+  // and read the last step's, in nanoseconds: [0] start, [1 + layer * kNumPhases + phase] after
+  // each phase's barrier, [1 + num_layers * kNumPhases] the end of the LM head.
+  void enable_phase_times();
+  std::vector<uint64_t> read_phase_times() const;
   // Kernel time of the last step() in milliseconds (device events around the launch).
   float last_kernel_ms() const { return last_kernel_ms_; }
   mk::MegakernelArgs& args() { return args_; }

@@ -78,6 +78,10 @@ struct MegakernelArgs {
   int start_layer;         // debug: begin at this layer with x already holding its input
   uint32_t phase_mask;     // profiling: bit p runs phase p (bit kNumPhases: the LM head); the
                            // barriers run regardless, so skipping a phase measures its cost
+  uint64_t* phase_times;   // profiling, null = off: CTA 0 records the global timer (ns) at its
+                           // start [0] and when the barrier after (layer, phase) releases it
+                           // [1 + layer * kNumPhases + phase]; the CTA that reduces the LM head
+                           // records its end [1 + num_layers * kNumPhases]
 };
 
 }  // namespace gptoss::mk

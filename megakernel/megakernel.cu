@@ -538,12 +538,13 @@ __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
 }
 
 // Stages n k-wide input vectors (floats in shared memory at s.act, bf16-representable) for the
-// MXFP4 GEMV: in the FP8 mode each 32-block is quantized first (E4M3 codes + E8M0 scale, the
-// encoding of docs/ARCHITECTURE.md, bit-exact with the CPU reference). Block scope; syncs on exit.
-__device__ void stage_expert_inputs(const MegakernelArgs& a, const Smem& s, int k, int n) {
+// MXFP4 GEMV: with fp8 each 32-block is quantized first (E4M3 codes + E8M0 scale, the encoding
+// of docs/ARCHITECTURE.md, bit-exact with the CPU reference; only the mlp1 input is quantized in
+// `--experts fp8`). Block scope; syncs on exit.
+__device__ void stage_expert_inputs(const Smem& s, bool fp8, int k, int n) {
   const ExpertSmem e = expert_smem(k, n);
   uint8_t* base = reinterpret_cast<uint8_t*>(s.act);
-  if (a.experts_fp8) {
+  if (fp8) {
     for (int v = 0; v < n; ++v) {
       dev::block_quantize_fp8(base + e.codes + v * k, base + e.scales + v * (k / kMxBlock),
                               s.act + v * k, k);
@@ -580,7 +581,7 @@ __device__ __forceinline__ void expert_tile(float (&acc)[2], bool fp8, const dev
 __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   select_experts(a, s);
   rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
-  stage_expert_inputs(a, s, a.hidden, 1);
+  stage_expert_inputs(s, a.experts_fp8, a.hidden, 1);
   const uint8_t* staged = reinterpret_cast<const uint8_t*>(s.act) + expert_smem(a.hidden, 1).staged;
   const int inter = a.intermediate, mlp1 = 2 * inter, nb = a.hidden / kMxBlock;
   const int tiles_per_expert = mlp1 / dev::kMxfp4TileRows;  // inter % 32 == 0 (checked at launch)
@@ -620,7 +621,7 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
     s.act[idx] = bf16_bits_to_float(ld_act(a.swiglu_out + idx));
   }
   __syncthreads();
-  stage_expert_inputs(a, s, inter, k);
+  stage_expert_inputs(s, false, inter, k);  // BF16 input in both modes
   const ExpertSmem e = expert_smem(inter, k);
   const uint8_t* base = reinterpret_cast<const uint8_t*>(s.act);
   float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(s.act) + e.red);
@@ -638,8 +639,7 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
           L.mlp2_scales + expert * a.hidden * size_t(nb), a.hidden, nb};
       float acc[2] = {0.0f, 0.0f};
       if (kb_begin < kb_end) {
-        expert_tile(acc, a.experts_fp8, w, base + e.staged + r * e.staged_stride, row0, kb_begin,
-                    kb_end);
+        expert_tile(acc, false, w, base + e.staged + r * e.staged_stride, row0, kb_begin, kb_end);
       }
       if (tig == 0) {
         red[warp * dev::kMxfp4TileRows + gid] = acc[0];
@@ -712,6 +712,7 @@ __device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
         }
       }
       *a.token_out = bi;  // -1 when every logit was NaN: the host reports it
+      if (a.phase_times) a.phase_times[1 + a.num_layers * int(kNumPhases)] = dev::global_timer_ns();
     }
   }
 }
@@ -733,6 +734,8 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
     }
     return;  // every CTA returns: no barrier is left waiting
   }
+  const bool timeline = a.phase_times != nullptr && blockIdx.x == 0 && threadIdx.x == 0;
+  if (timeline) a.phase_times[0] = dev::global_timer_ns();
   for (int layer = a.start_layer; layer < a.num_layers; ++layer) {
     const LayerArgs& L = a.layers[layer];
     const bool from_embed = layer == 0 && a.start_layer == 0;
@@ -747,6 +750,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
         default: break;
       }
       barrier.sync(uint32_t(layer * int(kNumPhases) + p));
+      if (timeline) a.phase_times[1 + layer * int(kNumPhases) + p] = dev::global_timer_ns();
       if (layer == a.stop_layer && p == a.stop_phase) return;
     }
   }

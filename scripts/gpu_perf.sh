@@ -5,8 +5,9 @@
 # (CUDA 13, sm_90a) and carried, which saves the build's device time:
 #   run(command="bash scripts/gpu_perf.sh", carry=[".gl/bin"])
 # Environment (defaults): BIN (.gl/bin), TESTS ("[megakernel]"; empty skips), SANITIZE (1),
-# SHAPES ("20b 120b"), CONTEXTS (1024,8192), EXPERTS (bf16,fp8), PROFILE (1: --phase-profile of
-# 20b at context 1024, bf16 experts). Logs and steps.txt land in $OUT.
+# SHAPES ("20b 120b"), CONTEXTS (1024,8192), EXPERTS (bf16,fp8), PROFILE (1: the kernel's phase
+# timeline, `bench tpot --phase-times`, of every shape at context 1024). Logs and steps.txt land
+# in $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-.gl/bin}
@@ -27,7 +28,9 @@ for shape in $SHAPES; do
     --context "$CONTEXTS" -n 128 --json
 done
 if [ "$PROFILE" = 1 ]; then
-  step profile_20b 120 "$BIN/gptoss" bench tpot --synthetic 20b --experts bf16 --context 1024 \
-    -n 128 --phase-profile
+  for shape in $SHAPES; do
+    step "phases_$shape" 120 "$BIN/gptoss" bench tpot --synthetic "$shape" --experts "$EXPERTS" \
+      --context 1024 -n 128 --phase-times
+  done
 fi
 echo "total: $(elapsed "$start") s" | tee -a "$OUT/steps.txt"
