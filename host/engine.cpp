@@ -94,7 +94,8 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   const std::vector<TensorSpec> specs = canonical_tensors(c);
   uint64_t weight_bytes = 0;
   for (const TensorSpec& s : specs) weight_bytes += align_up(s.num_bytes());
-  const int max_splits = std::max(1, grid_ / c.num_kv_heads);
+  // At most 16 splits per KV head (the megakernel merges them in shared memory).
+  const int max_splits = std::clamp(grid_ / c.num_kv_heads, 1, mk::kMaxAttentionSplits);
   const uint64_t rope_bytes = uint64_t(opts_.max_context) * c.head_dim * sizeof(float);
   const uint64_t kv_bytes = gpu_kv_cache_bytes(c, opts_.max_context);
   const uint64_t act_bytes = 64ull << 20;  // activations, partials, logits: generous bound

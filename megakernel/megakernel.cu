@@ -7,6 +7,8 @@
 // top-k) instead of synchronising for them.
 #include "megakernel/megakernel.h"
 
+#include <climits>
+
 #include "device_ops/gemv_mxfp4.cuh"
 #include "device_ops/grid_barrier.cuh"
 #include "device_ops/platform.cuh"
@@ -21,6 +23,7 @@ constexpr int kThreads = 512;
 constexpr int kWarps = kThreads / 32;
 // Lanes, tiles and shuffles below are written for 32-lane warps (logical warps on wave64 AMD).
 static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps");
+static_assert(kMaxAttentionSplits <= kWarps, "the split merge reuses the per-warp state region");
 constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
 constexpr int kMaxGroup = 8;        // query heads per KV head
 constexpr int kMaxTopK = 4;
@@ -125,14 +128,31 @@ __device__ Smem carve_smem(float* base, const MegakernelArgs& a) {
 
 // RMSNorm of the residual into shared memory: out[k] = bf16((x_k * r) * gain_k) as floats, with
 // r = float(1 / sqrt(mean(x^2) + eps)) and the mean accumulated in FP64 as the CPU reference
-// does. `x_f32` is the residual (or null with `x_bf16` the embedding row at layer 0).
-// Block scope; one __syncthreads() on exit.
+// does. `x_f32` is the residual (or null with `x_bf16` the embedding row at layer 0). One pass:
+// each thread loads 8-value chunks with 16-byte loads (x and its gain issued together), keeps x
+// in `out` until the statistics are known. n % 8 == 0. Block scope; one __syncthreads() on exit.
 __device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* x_bf16,
                                 const uint16_t* gain, int n, float eps, const Smem& s) {
+  const int chunks = n / 8;
   double sum = 0;
-  for (int k = threadIdx.x; k < n; k += kThreads) {
-    const float v = x_f32 ? ld_act(x_f32 + k) : bf16_bits_to_float(x_bf16[k]);
-    sum += double(v) * double(v);
+  uint4 first_gain = make_uint4(0, 0, 0, 0);
+  for (int c = threadIdx.x; c < chunks; c += kThreads) {
+    float v[8];
+    if (c == int(threadIdx.x)) first_gain = dev::load_stream_16B(gain + 8 * c);
+    if (x_f32) {
+      const float4 lo = dev::load_l2(reinterpret_cast<const float4*>(x_f32) + 2 * c);
+      const float4 hi = dev::load_l2(reinterpret_cast<const float4*>(x_f32) + 2 * c + 1);
+      v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+    } else {
+      const uint4 b = dev::load_stream_16B(x_bf16 + 8 * c);
+      const uint32_t words[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[2 * i] = bf_lo(words[i]), v[2 * i + 1] = bf_hi(words[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sum += double(v[i]) * double(v[i]);
+    *reinterpret_cast<float4*>(out + 8 * c) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(out + 8 * c + 4) = make_float4(v[4], v[5], v[6], v[7]);
   }
 #pragma unroll
   for (int o = 16; o > 0; o >>= 1) sum += dev::shfl_xor(sum, o);
@@ -142,11 +162,42 @@ __device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* 
   double total = 0;
   for (int w = 0; w < kWarps; ++w) total += s.dscratch[w];
   const float r = float(1.0 / sqrt(total / n + double(eps)));
-  for (int k = threadIdx.x; k < n; k += kThreads) {
-    const float v = x_f32 ? ld_act(x_f32 + k) : bf16_bits_to_float(x_bf16[k]);
-    out[k] = round_bf16((v * r) * bf16_bits_to_float(gain[k]));
+  for (int c = threadIdx.x; c < chunks; c += kThreads) {
+    const uint4 g = c == int(threadIdx.x) ? first_gain : dev::load_stream_16B(gain + 8 * c);
+    const uint32_t words[4] = {g.x, g.y, g.z, g.w};
+    float* o = out + 8 * c;
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      o[2 * i] = round_bf16((o[2 * i] * r) * bf_lo(words[i]));
+      o[2 * i + 1] = round_bf16((o[2 * i + 1] * r) * bf_hi(words[i]));
+    }
   }
   __syncthreads();
+}
+
+// n BF16 activations written earlier in this launch (read at L2) into shared memory as floats,
+// 16-byte loads, up to kLoadBatch per thread in flight. n % 8 == 0, both 16-byte aligned.
+// Block scope; no synchronization (callers __syncthreads() before reading `out`).
+constexpr int kLoadBatch = 4;
+__device__ void bf16_act_to_smem(float* out, const uint16_t* src, int n) {
+  const uint4* s4 = reinterpret_cast<const uint4*>(src);
+  const int chunks = n / 8;
+  for (int c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kLoadBatch) {
+    uint4 v[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int c = c0 + u * kThreads;
+      if (c < chunks) v[u] = dev::load_l2(s4 + c);
+    }
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int c = c0 + u * kThreads;
+      if (c >= chunks) break;
+      float4* o = reinterpret_cast<float4*>(out + 8 * c);
+      o[0] = make_float4(bf_lo(v[u].x), bf_hi(v[u].x), bf_lo(v[u].y), bf_hi(v[u].y));
+      o[1] = make_float4(bf_lo(v[u].z), bf_hi(v[u].z), bf_lo(v[u].w), bf_hi(v[u].w));
+    }
+  }
 }
 
 // Dot products of BF16 weight rows with a plain-layout FP32 vector in shared memory; the
@@ -195,6 +246,13 @@ __device__ __forceinline__ WarpCoords warp_coords() {
 }
 
 // ---- phases ---------------------------------------------------------------------------------
+// Phases are inlined into the kernel by default; -DGPTOSS_MK_NOINLINE_PHASES compiles each as its
+// own function (a separate register allocation per phase: an experiment for spills).
+#if defined(GPTOSS_MK_NOINLINE_PHASES)
+#define MK_PHASE __device__ __noinline__
+#else
+#define MK_PHASE __device__
+#endif
 
 // Block-level GEMV for the BF16 phases: a CTA owns a contiguous range of rows (so every SM
 // streams the same number of bytes) and its warps split as kRowGroups x kKSplit (rows x K
@@ -248,7 +306,7 @@ __device__ __forceinline__ float sum_splits(const float* red, int i) {
 // Phase kNormQkvRope: t = rmsnorm(x); qkv = W t + b; RoPE on q and k; k, v appended to the cache.
 // Unit of work = one RoPE pair of rows (i, i + 32) of one 64-row head; CTA b owns a contiguous
 // range of pairs (cta_gemv_bf16) and finishes their rotations itself.
-__device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
+MK_PHASE void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
                                     int token, const Smem& s) {
   const float* x = from_embed ? nullptr : a.x;
   const uint16_t* emb = a.embed + size_t(token) * a.hidden;
@@ -299,7 +357,7 @@ __device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L,
 // in shared memory into one split state in global memory; the last split CTA of a KV head
 // (counter) merges the splits and adds the sink exactly once. The current position's k and v
 // come from the qkv buffer, never from the cache.
-__device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int group = a.num_heads / a.num_kv_heads;
   const int n_keys = L.sliding ? min(a.pos + 1, a.sliding_window) : a.pos + 1;
   const int first_pos = a.pos + 1 - n_keys;
@@ -413,7 +471,9 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     }
   }
   __syncthreads();
-  // Merge the warps of this CTA: one thread per (head, dim).
+  // Merge the warps of this CTA: one thread per (head, dim). With a single split this CTA
+  // finishes the head itself (sink, normalisation); otherwise it publishes its split state and
+  // the last split CTA of KV head g (counter g) merges the splits.
   float* partial = a.attn_partial + (size_t(g) * a.max_splits + split) * kMaxGroup * kState;
   for (int idx = threadIdx.x; idx < group * kHeadDim; idx += kThreads) {
     const int h = idx / kHeadDim, d = idx % kHeadDim;
@@ -427,12 +487,21 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       ll += st[kHeadDim + 1] * f;
       aa += st[d] * f;
     }
+    if (n_splits == 1) {
+      const float sink = bf16_bits_to_float(L.sinks[g * group + h]);
+      const float m2 = fmaxf(sink, mm);
+      const float f = __expf(mm - m2);
+      const float l2 = __expf(sink - m2) + ll * f;
+      a.attn_out[(g * group + h) * kHeadDim + d] = float_to_bf16_bits((aa * f) / l2);
+      continue;
+    }
     partial[h * kState + d] = aa;
     if (d == 0) {
       partial[h * kState + kHeadDim] = mm;
       partial[h * kState + kHeadDim + 1] = ll;
     }
   }
+  if (n_splits == 1) return;
   // Publish this split; the last split CTA of KV head g merges (counter g).
   __threadfence();
   __syncthreads();
@@ -445,18 +514,36 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   }
   __syncthreads();
   if (!*s.flag) return;
+  // Every split's state into shared memory with all loads in flight at once (the warp-state
+  // region is free now: n_splits <= kWarps, checked at launch), then the merge from there.
   const float* parts = a.attn_partial + size_t(g) * a.max_splits * kMaxGroup * kState;
+  float* states = warp_state;  // [n_splits][kMaxGroup][kState]
+  const int total = n_splits * kMaxGroup * kState;
+  for (int i0 = threadIdx.x; i0 < total; i0 += kThreads * kLoadBatch) {
+    float v[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int i = i0 + u * kThreads;
+      v[u] = i < total ? dev::load_l2(parts + i) : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int i = i0 + u * kThreads;
+      if (i < total) states[i] = v[u];
+    }
+  }
+  __syncthreads();
   for (int idx = threadIdx.x; idx < group * kHeadDim; idx += kThreads) {
     const int h = idx / kHeadDim, d = idx % kHeadDim;
     const float sink = bf16_bits_to_float(L.sinks[g * group + h]);
     float mm = sink;
-    for (int sp = 0; sp < n_splits; ++sp) mm = fmaxf(mm, dev::load_l2(parts + (sp * kMaxGroup + h) * kState + kHeadDim));
+    for (int sp = 0; sp < n_splits; ++sp) mm = fmaxf(mm, states[(sp * kMaxGroup + h) * kState + kHeadDim]);
     float ll = __expf(sink - mm), aa = 0.0f;
     for (int sp = 0; sp < n_splits; ++sp) {
-      const float* st = parts + (sp * kMaxGroup + h) * kState;
-      const float f = __expf(dev::load_l2(st + kHeadDim) - mm);
-      ll += dev::load_l2(st + kHeadDim + 1) * f;
-      aa += dev::load_l2(st + d) * f;
+      const float* st = states + (sp * kMaxGroup + h) * kState;
+      const float f = __expf(st[kHeadDim] - mm);
+      ll += st[kHeadDim + 1] * f;
+      aa += st[d] * f;
     }
     a.attn_out[(g * group + h) * kHeadDim + d] = float_to_bf16_bits(aa / ll);
   }
@@ -464,12 +551,10 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
 
 // Phase kOutProj: x = x_in + W_o attn + b_o; CTA b owns a contiguous range of rows
 // (cta_gemv_bf16).
-__device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
+MK_PHASE void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
                                int token, const Smem& s) {
   const int q_dim = a.num_heads * kHeadDim;
-  for (int k = threadIdx.x; k < q_dim; k += kThreads) {
-    s.act[k] = bf16_bits_to_float(ld_act(a.attn_out + k));
-  }
+  bf16_act_to_smem(s.act, a.attn_out, q_dim);
   __syncthreads();
   const int r_begin = int(int64_t(a.hidden) * blockIdx.x / gridDim.x);
   const int r_end = int(int64_t(a.hidden) * (blockIdx.x + 1) / gridDim.x);
@@ -485,52 +570,76 @@ __device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool
   }
 }
 
-// Phase kRouter: router logits of rmsnorm(x), one warp per expert row.
-__device__ void phase_router(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
-  const WarpCoords w = warp_coords();
-  if (blockIdx.x * kWarps >= a.num_experts) return;  // CTAs without rows skip the norm too
+// Phase kRouter: router logits of rmsnorm(x); CTA b owns a contiguous range of expert rows
+// (cta_gemv_bf16; CTAs without rows skip the norm too).
+MK_PHASE void phase_router(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+  const int e_begin = int(int64_t(a.num_experts) * blockIdx.x / gridDim.x);
+  const int e_end = int(int64_t(a.num_experts) * (blockIdx.x + 1) / gridDim.x);
+  if (e_begin == e_end) return;
   rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
-  for (int e = w.global_warp; e < a.num_experts; e += w.num_warps) {
-    const float r = warp_dot_bf16(L.router_weight + size_t(e) * a.hidden, s.act, a.hidden);
-    if (w.lane == 0) a.router_logits[e] = r + bf16_bits_to_float(L.router_bias[e]);
+  float* red = s.act + align16(a.hidden * int(sizeof(float))) / int(sizeof(float));
+  cta_gemv_bf16([&](int i) { return L.router_weight + size_t(e_begin + i) * a.hidden; },
+                e_end - e_begin, s.act, a.hidden, red);
+  for (int i = threadIdx.x; i < e_end - e_begin; i += kThreads) {
+    a.router_logits[e_begin + i] = sum_splits(red, i) + bf16_bits_to_float(L.router_bias[e_begin + i]);
   }
 }
 
-// Top-k of the router logits (lowest index wins ties) and a softmax over the chosen k,
-// computed by every CTA for itself (cheap, saves a barrier). Block scope, syncs on exit.
+// Top-k of the router logits (lowest index wins ties; a NaN logit ranks as -inf) and a softmax
+// over the chosen k, computed by every CTA for itself (cheap, saves a barrier): warp 0 holds
+// the logits in registers (expert e in lane e % 32) and runs k rounds of a warp argmax.
+// Block scope, syncs on exit.
 __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
-  // All logits to shared memory in one parallel step (a serial loop of L2 loads by one thread
-  // cost tens of microseconds per layer).
-  float* logits_s = s.act;
-  for (int e = threadIdx.x; e < a.num_experts; e += kThreads) logits_s[e] = ld_act(a.router_logits + e);
-  __syncthreads();
-  if (threadIdx.x == 0) {
-    float logits[kMaxTopK];
+  if (threadIdx.x < 32) {
+    constexpr int kPerLane = kMaxExperts / 32;
+    const int lane = threadIdx.x;
+    float v[kPerLane];
+#pragma unroll
+    for (int i = 0; i < kPerLane; ++i) {
+      const int e = lane + 32 * i;
+      const float x = e < a.num_experts ? ld_act(a.router_logits + e) : -INFINITY;
+      v[i] = x == x ? x : -INFINITY;
+    }
+    uint32_t taken = 0;  // bit i: expert lane + 32 i is chosen
+    float* logits = s.scratch;  // [experts_per_token], lane 0's
     for (int r = 0; r < a.experts_per_token; ++r) {
-      int best = -1;
-      float best_v = -INFINITY;
-      for (int e = 0; e < a.num_experts; ++e) {
-        bool taken = false;
-        for (int q = 0; q < r; ++q) taken |= (s.sel[q] == e);
-        const float v = logits_s[e];
-        if (!taken && (best < 0 || v > best_v)) {
-          best = e;
-          best_v = v;
+      float bv = -INFINITY;
+      int bi = INT_MAX;
+#pragma unroll
+      for (int i = 0; i < kPerLane; ++i) {
+        const int e = lane + 32 * i;
+        if (e < a.num_experts && !((taken >> i) & 1u) && (v[i] > bv || bi == INT_MAX)) {
+          bv = v[i];
+          bi = e;
         }
       }
-      s.sel[r] = best;
-      logits[r] = best_v;
+#pragma unroll
+      for (int o = 16; o > 0; o >>= 1) {
+        const float ov = dev::shfl_xor(bv, o);
+        const int oi = dev::shfl_xor(bi, o);
+        if (ov > bv || (ov == bv && oi < bi)) {
+          bv = ov;
+          bi = oi;
+        }
+      }
+      if ((bi & 31) == lane) taken |= 1u << (bi >> 5);
+      if (lane == 0) {
+        s.sel[r] = bi;
+        logits[r] = bv;
+      }
     }
-    float sum = 0.0f;
-    for (int r = 0; r < a.experts_per_token; ++r) {
-      s.sel_w[r] = expf(logits[r] - logits[0]);
-      sum += s.sel_w[r];
-    }
-    for (int r = 0; r < a.experts_per_token; ++r) s.sel_w[r] /= sum;
-    if (blockIdx.x == 0) {
+    if (lane == 0) {
+      float sum = 0.0f;
       for (int r = 0; r < a.experts_per_token; ++r) {
-        a.expert_ids[r] = s.sel[r];
-        a.expert_weights[r] = s.sel_w[r];
+        s.sel_w[r] = expf(logits[r] - logits[0]);
+        sum += s.sel_w[r];
+      }
+      for (int r = 0; r < a.experts_per_token; ++r) s.sel_w[r] /= sum;
+      if (blockIdx.x == 0) {
+        for (int r = 0; r < a.experts_per_token; ++r) {
+          a.expert_ids[r] = s.sel[r];
+          a.expert_weights[r] = s.sel_w[r];
+        }
       }
     }
   }
@@ -578,7 +687,7 @@ __device__ __forceinline__ void expert_tile(float (&acc)[2], bool fp8, const dev
 // chosen experts' mlp1 (8 interleaved gate/up pairs) and applies the clamped SwiGLU. Tiles go
 // round-robin over CTAs first, so that every SM gets a share when there are fewer tiles than
 // warps.
-__device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+MK_PHASE void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   select_experts(a, s);
   rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
   stage_expert_inputs(s, a.experts_fp8, a.hidden, 1);
@@ -613,13 +722,11 @@ __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, co
 // Phase kExpertsDown: CTA b takes 16-row tiles b, b + grid, ... of the hidden dimension; its
 // warps split as (expert rank, K split) and compute y_e = W2_e a_e over their share of K; the
 // partial sums meet in shared memory and x[n] += sum_e w_e (y_e[n] + b2_e[n]) in rank order.
-__device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+MK_PHASE void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int inter = a.intermediate, k = a.experts_per_token, nb = inter / kMxBlock;
   const int tiles = (a.hidden + dev::kMxfp4TileRows - 1) / dev::kMxfp4TileRows;
   if (int(blockIdx.x) >= tiles) return;  // nothing to do (tiny shapes on a big grid)
-  for (int idx = threadIdx.x; idx < k * inter; idx += kThreads) {
-    s.act[idx] = bf16_bits_to_float(ld_act(a.swiglu_out + idx));
-  }
+  bf16_act_to_smem(s.act, a.swiglu_out, k * inter);
   __syncthreads();
   stage_expert_inputs(s, false, inter, k);  // BF16 input in both modes
   const ExpertSmem e = expert_smem(inter, k);
@@ -665,7 +772,7 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
 // Final norm and LM head with a fused argmax: each warp keeps its best (value, lowest index)
 // over its rows, each CTA its best over its warps; the last CTA to finish (counter) reduces the
 // CTAs and writes the token. Logits are stored only when a.logits is set.
-__device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
+MK_PHASE void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
   rmsnorm_to_smem(s.act, a.x, nullptr, a.final_norm, a.hidden, a.rms_norm_eps, s);
   const WarpCoords w = warp_coords();
   float best_v = -INFINITY;
@@ -804,6 +911,10 @@ void launch_megakernel(const MegakernelArgs& a, int grid, void* stream) {
   if (grid < 1 || qkv_need > act || out_need > act) {
     throw Error(fmt::format("megakernel: a grid of {} CTAs is too small for this model's "
                             "projections (shared memory)", grid));
+  }
+  if (a.max_splits < 1 || a.max_splits > kMaxAttentionSplits) {
+    throw Error(fmt::format("megakernel: {} attention splits per KV head (1 to {} supported)",
+                            a.max_splits, kMaxAttentionSplits));
   }
   if (grid < a.num_kv_heads * a.max_splits) {
     throw Error(fmt::format("megakernel: grid {} < {} KV heads x {} splits", grid, a.num_kv_heads,

@@ -8,6 +8,9 @@
 
 namespace gptoss::mk {
 
+// Most KV splits per KV head in the attention phase (the last split's CTA merges them in shared
+// memory, one warp's state region per split).
+inline constexpr int kMaxAttentionSplits = 16;
 // Threads per CTA the kernel is compiled for.
 int megakernel_threads();
 // CTAs for one CTA per SM when the occupancy API says the kernel fits; 0 when it does not.
