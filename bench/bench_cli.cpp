@@ -23,6 +23,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/weights_view.h"
+#include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
 
 
@@ -53,12 +54,15 @@ double percentile(std::vector<double> v, double p) {
 // Per-phase time of a decode step from the kernel's own timeline (MegakernelArgs::phase_times):
 // the interval from one grid barrier's release (as CTA 0 sees it) to the next, i.e. the slowest
 // CTA's work in that phase plus the barrier itself, summed over layers; median over the steps.
+// Under each phase, when CTA 0 passed the marks inside it (megakernel.h: Mark), in us after the
+// phase began (mean over the layers that reached the mark).
 void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std::string& experts,
                        const TpotOptions& o) {
   const int layers = engine.config().num_layers;
   constexpr int kPhases = int(mk::kNumPhases);
   engine.enable_phase_times();
   std::vector<std::vector<double>> per_phase(kPhases + 1);  // + the LM head
+  std::vector<std::vector<double>> per_mark(mk::kNumMarks);  // us after the phase's start
   std::vector<double> totals;
   for (int i = 0; i < o.warmup + o.num_tokens; ++i) {
     engine.step(token, pos);  // same position: the cache is not extended while profiling
@@ -74,6 +78,21 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
     const size_t end = 1 + size_t(layers) * kPhases;
     sum[kPhases] = double(t[end] - t[end - 1]) * 1e-6;
     for (int p = 0; p <= kPhases; ++p) per_phase[size_t(p)].push_back(sum[size_t(p)]);
+    // Marks: the mean over the layers where CTA 0 passed the mark in this step.
+    for (int m = 0; m < mk::kNumMarks; ++m) {
+      const int p = int(mk::kMarkInfo[m].phase);
+      double offsets = 0;
+      int n = 0;
+      for (int l = 0; l < layers; ++l) {
+        const size_t at = 1 + size_t(l) * kPhases + p;
+        const uint64_t tm = t[end + 1 + size_t(l) * mk::kNumMarks + m];
+        if (tm >= t[at - 1] && tm <= t[at]) {
+          offsets += double(tm - t[at - 1]) * 1e-3;
+          ++n;
+        }
+      }
+      if (n > 0) per_mark[size_t(m)].push_back(offsets / n);
+    }
     totals.push_back(double(t[end] - t[0]) * 1e-6);
   }
   fmt::print("phase times at context {}, {} experts (kernel timeline, median of {} steps): "
@@ -84,6 +103,11 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
     const std::string_view name = p < kPhases ? mk::kPhaseNames[size_t(p)] : "lm_head";
     fmt::print("  {:<14} {:8.4f} ms  {:8.2f} us/layer\n", name, ms,
                p < kPhases ? ms * 1e3 / layers : ms * 1e3);
+    for (int m = 0; m < mk::kNumMarks; ++m) {
+      if (int(mk::kMarkInfo[m].phase) != p || per_mark[size_t(m)].empty()) continue;
+      fmt::print("      CTA 0 done with {:<16} at {:7.2f} us\n", mk::kMarkInfo[m].name,
+                 percentile(per_mark[size_t(m)], 0.5));
+    }
   }
 }
 

@@ -395,7 +395,7 @@ std::vector<int32_t> GpuEngine::read_experts() const {
 }
 void GpuEngine::enable_phase_times() {
   if (args_.phase_times) return;
-  const size_t n = 2 + size_t(config_.num_layers) * mk::kNumPhases;
+  const size_t n = mk::phase_times_count(config_.num_layers);
   void* p = gpu::device_alloc(n * sizeof(uint64_t), "phase timeline");
   allocations_.push_back(p);
   gpu::memset_device(p, 0, n * sizeof(uint64_t));
@@ -403,7 +403,7 @@ void GpuEngine::enable_phase_times() {
 }
 std::vector<uint64_t> GpuEngine::read_phase_times() const {
   if (!args_.phase_times) return {};
-  return read_buffer<uint64_t>(args_.phase_times, 2 + size_t(config_.num_layers) * mk::kNumPhases);
+  return read_buffer<uint64_t>(args_.phase_times, mk::phase_times_count(config_.num_layers));
 }
 std::vector<uint16_t> GpuEngine::read_kv(int layer, int pos, bool value) const {
   const mk::LayerArgs& L = layers_host_.at(size_t(layer));

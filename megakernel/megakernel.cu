@@ -75,6 +75,7 @@ struct Smem {
   int* sel;          // [kMaxTopK] chosen experts
   float* sel_w;      // [kMaxTopK]
   int* flag;         // [1]
+  int layer;         // the layer being run (profiling marks)
 };
 
 __host__ __device__ constexpr int align16(int bytes) { return (bytes + 15) & ~15; }
@@ -245,14 +246,15 @@ __device__ __forceinline__ WarpCoords warp_coords() {
   return c;
 }
 
+// Profiling: CTA 0 thread 0 records the global timer at mark m of the current layer.
+__device__ __forceinline__ void mark(const MegakernelArgs& a, const Smem& s, Mark m) {
+  if (a.phase_times != nullptr && blockIdx.x == 0 && threadIdx.x == 0) {
+    a.phase_times[2 + a.num_layers * int(kNumPhases) + s.layer * kNumMarks + int(m)] =
+        dev::global_timer_ns();
+  }
+}
+
 // ---- phases ---------------------------------------------------------------------------------
-// Phases are inlined into the kernel by default; -DGPTOSS_MK_NOINLINE_PHASES compiles each as its
-// own function (a separate register allocation per phase: an experiment for spills).
-#if defined(GPTOSS_MK_NOINLINE_PHASES)
-#define MK_PHASE __device__ __noinline__
-#else
-#define MK_PHASE __device__
-#endif
 
 // Block-level GEMV for the BF16 phases: a CTA owns a contiguous range of rows (so every SM
 // streams the same number of bytes) and its warps split as kRowGroups x kKSplit (rows x K
@@ -306,11 +308,12 @@ __device__ __forceinline__ float sum_splits(const float* red, int i) {
 // Phase kNormQkvRope: t = rmsnorm(x); qkv = W t + b; RoPE on q and k; k, v appended to the cache.
 // Unit of work = one RoPE pair of rows (i, i + 32) of one 64-row head; CTA b owns a contiguous
 // range of pairs (cta_gemv_bf16) and finishes their rotations itself.
-MK_PHASE void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
+__device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
                                     int token, const Smem& s) {
   const float* x = from_embed ? nullptr : a.x;
   const uint16_t* emb = a.embed + size_t(token) * a.hidden;
   rmsnorm_to_smem(s.act, x, emb, L.attn_norm, a.hidden, a.rms_norm_eps, s);
+  mark(a, s, Mark::kQkvNorm);
   const int half = kHeadDim / 2;
   const int q_heads = a.num_heads, kv_heads = a.num_kv_heads;
   const int units = (q_heads + 2 * kv_heads) * half;
@@ -324,6 +327,7 @@ MK_PHASE void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, b
   };
   cta_gemv_bf16([&](int i) { return L.qkv_weight + size_t(row_of(i)) * a.hidden; },
                 2 * (u_end - u_begin), s.act, a.hidden, red);
+  mark(a, s, Mark::kQkvGemv);
   const float* rope = a.rope_table + size_t(a.pos) * kHeadDim;
   const int slot = L.sliding ? a.pos % L.kv_capacity : a.pos;
   for (int j = threadIdx.x; j < u_end - u_begin; j += kThreads) {
@@ -357,7 +361,7 @@ MK_PHASE void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L, b
 // in shared memory into one split state in global memory; the last split CTA of a KV head
 // (counter) merges the splits and adds the sink exactly once. The current position's k and v
 // come from the qkv buffer, never from the cache.
-MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+__device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int group = a.num_heads / a.num_kv_heads;
   const int n_keys = L.sliding ? min(a.pos + 1, a.sliding_window) : a.pos + 1;
   const int first_pos = a.pos + 1 - n_keys;
@@ -374,6 +378,7 @@ MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const
     q_s[idx] = bf16_bits_to_float(ld_act(a.qkv + g * group * kHeadDim + idx));
   }
   __syncthreads();
+  mark(a, s, Mark::kAttnQ);
 
   const int k_begin = int((long long)split * n_keys / n_splits);
   const int k_end = int((long long)(split + 1) * n_keys / n_splits);
@@ -457,6 +462,7 @@ MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const
     }
     dev::sync_warp();  // the next tile's copies overwrite v_tile
   }
+  mark(a, s, Mark::kAttnTiles);
   // Warp states -> shared memory.
   constexpr int kState = kHeadDim + 2;
 #pragma unroll
@@ -501,6 +507,7 @@ MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const
       partial[h * kState + kHeadDim + 1] = ll;
     }
   }
+  mark(a, s, Mark::kAttnCtaMerge);
   if (n_splits == 1) return;
   // Publish this split; the last split CTA of KV head g merges (counter g).
   __threadfence();
@@ -513,6 +520,7 @@ MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const
     __threadfence();
   }
   __syncthreads();
+  mark(a, s, Mark::kAttnPublish);
   if (!*s.flag) return;
   // Every split's state into shared memory with all loads in flight at once (the warp-state
   // region is free now: n_splits <= kWarps, checked at launch), then the merge from there.
@@ -547,11 +555,12 @@ MK_PHASE void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const
     }
     a.attn_out[(g * group + h) * kHeadDim + d] = float_to_bf16_bits(aa / ll);
   }
+  mark(a, s, Mark::kAttnSplitMerge);
 }
 
 // Phase kOutProj: x = x_in + W_o attn + b_o; CTA b owns a contiguous range of rows
 // (cta_gemv_bf16).
-MK_PHASE void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
+__device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool from_embed,
                                int token, const Smem& s) {
   const int q_dim = a.num_heads * kHeadDim;
   bf16_act_to_smem(s.act, a.attn_out, q_dim);
@@ -572,7 +581,7 @@ MK_PHASE void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool f
 
 // Phase kRouter: router logits of rmsnorm(x); CTA b owns a contiguous range of expert rows
 // (cta_gemv_bf16; CTAs without rows skip the norm too).
-MK_PHASE void phase_router(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+__device__ void phase_router(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int e_begin = int(int64_t(a.num_experts) * blockIdx.x / gridDim.x);
   const int e_end = int(int64_t(a.num_experts) * (blockIdx.x + 1) / gridDim.x);
   if (e_begin == e_end) return;
@@ -687,10 +696,13 @@ __device__ __forceinline__ void expert_tile(float (&acc)[2], bool fp8, const dev
 // chosen experts' mlp1 (8 interleaved gate/up pairs) and applies the clamped SwiGLU. Tiles go
 // round-robin over CTAs first, so that every SM gets a share when there are fewer tiles than
 // warps.
-MK_PHASE void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+__device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   select_experts(a, s);
+  mark(a, s, Mark::kUpSelect);
   rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
+  mark(a, s, Mark::kUpNorm);
   stage_expert_inputs(s, a.experts_fp8, a.hidden, 1);
+  mark(a, s, Mark::kUpStage);
   const uint8_t* staged = reinterpret_cast<const uint8_t*>(s.act) + expert_smem(a.hidden, 1).staged;
   const int inter = a.intermediate, mlp1 = 2 * inter, nb = a.hidden / kMxBlock;
   const int tiles_per_expert = mlp1 / dev::kMxfp4TileRows;  // inter % 32 == 0 (checked at launch)
@@ -717,18 +729,21 @@ MK_PHASE void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, cons
       }
     }
   }
+  mark(a, s, Mark::kUpGemv);
 }
 
 // Phase kExpertsDown: CTA b takes 16-row tiles b, b + grid, ... of the hidden dimension; its
 // warps split as (expert rank, K split) and compute y_e = W2_e a_e over their share of K; the
 // partial sums meet in shared memory and x[n] += sum_e w_e (y_e[n] + b2_e[n]) in rank order.
-MK_PHASE void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+__device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int inter = a.intermediate, k = a.experts_per_token, nb = inter / kMxBlock;
   const int tiles = (a.hidden + dev::kMxfp4TileRows - 1) / dev::kMxfp4TileRows;
   if (int(blockIdx.x) >= tiles) return;  // nothing to do (tiny shapes on a big grid)
   bf16_act_to_smem(s.act, a.swiglu_out, k * inter);
   __syncthreads();
+  mark(a, s, Mark::kDownCopy);
   stage_expert_inputs(s, false, inter, k);  // BF16 input in both modes
+  mark(a, s, Mark::kDownStage);
   const ExpertSmem e = expert_smem(inter, k);
   const uint8_t* base = reinterpret_cast<const uint8_t*>(s.act);
   float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(s.act) + e.red);
@@ -767,12 +782,13 @@ MK_PHASE void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, co
     }
     __syncthreads();
   }
+  mark(a, s, Mark::kDownGemv);
 }
 
 // Final norm and LM head with a fused argmax: each warp keeps its best (value, lowest index)
 // over its rows, each CTA its best over its warps; the last CTA to finish (counter) reduces the
 // CTAs and writes the token. Logits are stored only when a.logits is set.
-MK_PHASE void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
+__device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
   rmsnorm_to_smem(s.act, a.x, nullptr, a.final_norm, a.hidden, a.rms_norm_eps, s);
   const WarpCoords w = warp_coords();
   float best_v = -INFINITY;
@@ -826,7 +842,7 @@ MK_PHASE void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
 
 __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs a) {
   extern __shared__ float4 smem_raw[];
-  const Smem s = carve_smem(reinterpret_cast<float*>(smem_raw), a);
+  Smem s = carve_smem(reinterpret_cast<float*>(smem_raw), a);
   if (threadIdx.x < kMaxTopK) {  // valid expert ids even if a profiling run skips experts_up
     s.sel[threadIdx.x] = 0;
     s.sel_w[threadIdx.x] = 0.0f;
@@ -845,6 +861,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
   if (timeline) a.phase_times[0] = dev::global_timer_ns();
   for (int layer = a.start_layer; layer < a.num_layers; ++layer) {
     const LayerArgs& L = a.layers[layer];
+    s.layer = layer;
     const bool from_embed = layer == 0 && a.start_layer == 0;
     for (int p = 0; p < int(kNumPhases); ++p) {
       switch (static_cast<Phase>((a.phase_mask >> p) & 1u ? p : int(kNumPhases))) {

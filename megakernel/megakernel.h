@@ -5,12 +5,41 @@
 #include <cstddef>
 
 #include "megakernel/kernel_args.h"
+#include "megakernel/phases.h"
 
 namespace gptoss::mk {
 
 // Most KV splits per KV head in the attention phase (the last split's CTA merges them in shared
 // memory, one warp's state region per split).
 inline constexpr int kMaxAttentionSplits = 16;
+// Profiling marks inside the phases (MegakernelArgs::phase_times): when the timeline is on, CTA 0
+// thread 0 also records the global timer at these points of every layer. Layout of phase_times:
+// [0] start, [1 + l * kNumPhases + p] after phase p's barrier, [1 + L * kNumPhases] the end of
+// the LM head, then [2 + L * kNumPhases + l * kNumMarks + m] the marks.
+enum class Mark : int {
+  kQkvNorm, kQkvGemv,
+  kAttnQ, kAttnTiles, kAttnCtaMerge, kAttnPublish, kAttnSplitMerge,
+  kUpSelect, kUpNorm, kUpStage, kUpGemv,
+  kDownCopy, kDownStage, kDownGemv,
+  kCount
+};
+inline constexpr int kNumMarks = static_cast<int>(Mark::kCount);
+struct MarkInfo {
+  Phase phase;
+  const char* name;  // what ended at the mark
+};
+inline constexpr MarkInfo kMarkInfo[kNumMarks] = {
+    {Phase::kNormQkvRope, "rmsnorm"},      {Phase::kNormQkvRope, "gemv + rope"},
+    {Phase::kAttention, "q to smem"},      {Phase::kAttention, "key tiles"},
+    {Phase::kAttention, "cta merge"},      {Phase::kAttention, "publish split"},
+    {Phase::kAttention, "split merge"},    {Phase::kExpertsUp, "select experts"},
+    {Phase::kExpertsUp, "rmsnorm"},        {Phase::kExpertsUp, "stage input"},
+    {Phase::kExpertsUp, "gemv + swiglu"},  {Phase::kExpertsDown, "copy inputs"},
+    {Phase::kExpertsDown, "stage inputs"}, {Phase::kExpertsDown, "gemv + sum"}};
+inline constexpr size_t phase_times_count(int num_layers) {
+  return 2 + size_t(num_layers) * (kNumPhases + size_t(kNumMarks));
+}
+
 // Threads per CTA the kernel is compiled for.
 int megakernel_threads();
 // CTAs for one CTA per SM when the occupancy API says the kernel fits; 0 when it does not.
