@@ -31,7 +31,11 @@ constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
 // MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores): 16-byte loads in flight per lane
 // per row of a 16-row tile, and the K splits of experts_down (warps of a CTA per expert).
+#if defined(GPTOSS_MK_MX_UNROLL)  // experiments
+constexpr int kMxUnroll = GPTOSS_MK_MX_UNROLL;
+#else
 constexpr int kMxUnroll = 4;
+#endif
 constexpr int kDownSplits = kWarps / kMaxTopK;
 constexpr float kAttnScale = 0.125f;  // 1/sqrt(head_dim)
 constexpr float kSwigluAlpha = 1.702f;
@@ -433,6 +437,8 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
         }
       }
     }
+    const bool first_tile = tile == k_begin + w.warp * 32;
+    if (first_tile) mark(a, s, Mark::kAttnScores);
     float p[kMaxGroup];
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) {
@@ -446,8 +452,10 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       acc[h][1] *= corr;
       m[h] = m_new;
     }
+    if (first_tile) mark(a, s, Mark::kAttnSoftmax);
     dev::copy_async_wait_all();
     dev::sync_warp();
+    if (first_tile) mark(a, s, Mark::kAttnVWait);
     const int n_in_tile = min(32, k_end - tile);
     for (int jj = 0; jj < n_in_tile; ++jj) {
       const uint32_t vv = v_words[(jj * 8 + ((w.lane >> 2) ^ (jj & 7))) * 4 + (w.lane & 3)];

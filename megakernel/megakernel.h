@@ -18,7 +18,8 @@ inline constexpr int kMaxAttentionSplits = 16;
 // the LM head, then [2 + L * kNumPhases + l * kNumMarks + m] the marks.
 enum class Mark : int {
   kQkvNorm, kQkvGemv,
-  kAttnQ, kAttnTiles, kAttnCtaMerge, kAttnPublish, kAttnSplitMerge,
+  kAttnQ, kAttnScores, kAttnSoftmax, kAttnVWait, kAttnTiles, kAttnCtaMerge, kAttnPublish,
+  kAttnSplitMerge,
   kUpSelect, kUpNorm, kUpStage, kUpGemv,
   kDownCopy, kDownStage, kDownGemv,
   kCount
@@ -30,7 +31,9 @@ struct MarkInfo {
 };
 inline constexpr MarkInfo kMarkInfo[kNumMarks] = {
     {Phase::kNormQkvRope, "rmsnorm"},      {Phase::kNormQkvRope, "gemv + rope"},
-    {Phase::kAttention, "q to smem"},      {Phase::kAttention, "key tiles"},
+    {Phase::kAttention, "q to smem"},      {Phase::kAttention, "1st tile scores"},
+    {Phase::kAttention, "1st tile softmax"}, {Phase::kAttention, "1st tile V wait"},
+    {Phase::kAttention, "key tiles"},
     {Phase::kAttention, "cta merge"},      {Phase::kAttention, "publish split"},
     {Phase::kAttention, "split merge"},    {Phase::kExpertsUp, "select experts"},
     {Phase::kExpertsUp, "rmsnorm"},        {Phase::kExpertsUp, "stage input"},
