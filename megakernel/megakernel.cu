@@ -26,6 +26,8 @@ static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps
 static_assert(kMaxAttentionSplits <= kWarps, "the split merge reuses the per-warp state region");
 constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
 constexpr int kMaxGroup = 8;        // query heads per KV head
+constexpr int kHeadSets = 2;        // attention: warps sharing a key tile, each with a share of the heads
+constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
 constexpr int kMaxTopK = 4;
 constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
@@ -34,9 +36,11 @@ constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
 #if defined(GPTOSS_MK_MX_UNROLL)  // experiments
 constexpr int kMxUnroll = GPTOSS_MK_MX_UNROLL;
 #else
-constexpr int kMxUnroll = 4;
+constexpr int kMxUnroll = 2;
 #endif
 constexpr int kDownSplits = kWarps / kMaxTopK;
+constexpr int kUpSplits = 4;  // experts_up: warps per 16-row tile (K quarters)
+constexpr int kUpTilesPerRound = kWarps / kUpSplits;
 constexpr float kAttnScale = 0.125f;  // 1/sqrt(head_dim)
 constexpr float kSwigluAlpha = 1.702f;
 
@@ -403,19 +407,27 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   uint4* v_tile = reinterpret_cast<uint4*>(warp_state + kWarps * kMaxGroup * (kHeadDim + 2)) +
                   w.warp * 32 * (kHeadDim / 8);
   const uint32_t* v_words = reinterpret_cast<const uint32_t*>(v_tile);
-  float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][2];
+  // Warps pair up on a key tile: warp w takes query heads [hs * hpw, hs * hpw + hpw) of the group
+  // (hs = w % 2), so a tile's scores, softmax and PV chain is half as long per warp.
+  const int hpw = (group + kHeadSets - 1) / kHeadSets, hs = w.warp % kHeadSets;
+  const int tile_slot = w.warp / kHeadSets;
+  constexpr int kTileSlots = kWarps / kHeadSets;
+  float m[kHeadsPerWarp], l[kHeadsPerWarp], acc[kHeadsPerWarp][2];
 #pragma unroll
-  for (int h = 0; h < kMaxGroup; ++h) {
+  for (int h = 0; h < kHeadsPerWarp; ++h) {
     m[h] = -INFINITY;
     l[h] = 0.0f;
     acc[h][0] = acc[h][1] = 0.0f;
   }
-  for (int tile = k_begin + w.warp * 32; tile < k_end; tile += kWarps * 32) {
+  // Heads of this warp: hl < nh.
+  const int nh = max(0, min(hpw, group - hs * hpw));
+  const float* q_w = q_s + hs * hpw * kHeadDim;
+  for (int tile = k_begin + tile_slot * 32; tile < k_end; tile += kTileSlots * 32) {
     const int j = tile + w.lane;
     const bool valid = j < k_end;
-    float sc[kMaxGroup];
+    float sc[kHeadsPerWarp];
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) sc[h] = 0.0f;
+    for (int h = 0; h < kHeadsPerWarp; ++h) sc[h] = 0.0f;
     if (valid) {
       const uint4* vp = reinterpret_cast<const uint4*>(key_ptr(j, true));
 #pragma unroll
@@ -432,17 +444,17 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
 #pragma unroll
       for (int c = 0; c < kHeadDim / 8; ++c) {
 #pragma unroll
-        for (int h = 0; h < kMaxGroup; ++h) {
-          if (h < group) sc[h] += dot8(kv[c], q_s + h * kHeadDim + 8 * c);
+        for (int h = 0; h < kHeadsPerWarp; ++h) {
+          if (h < nh) sc[h] += dot8(kv[c], q_w + h * kHeadDim + 8 * c);
         }
       }
     }
-    const bool first_tile = tile == k_begin + w.warp * 32;
+    const bool first_tile = tile == k_begin + tile_slot * 32;
     if (first_tile) mark(a, s, Mark::kAttnScores);
-    float p[kMaxGroup];
+    float p[kHeadsPerWarp];
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) {
-      if (h >= group) continue;
+    for (int h = 0; h < kHeadsPerWarp; ++h) {
+      if (h >= nh) continue;
       const float logit = valid ? sc[h] * kAttnScale : -INFINITY;
       const float m_new = fmaxf(m[h], warp_max(logit));
       const float corr = __expf(m[h] - m_new);  // m[h] = -inf the first time: corr = 0
@@ -461,8 +473,8 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       const uint32_t vv = v_words[(jj * 8 + ((w.lane >> 2) ^ (jj & 7))) * 4 + (w.lane & 3)];
       const float v0 = bf_lo(vv), v1 = bf_hi(vv);
 #pragma unroll
-      for (int h = 0; h < kMaxGroup; ++h) {
-        if (h >= group) continue;
+      for (int h = 0; h < kHeadsPerWarp; ++h) {
+        if (h >= nh) continue;
         const float ph = dev::shfl(p[h], jj);
         acc[h][0] = fmaf(ph, v0, acc[h][0]);
         acc[h][1] = fmaf(ph, v1, acc[h][1]);
@@ -471,17 +483,24 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     dev::sync_warp();  // the next tile's copies overwrite v_tile
   }
   mark(a, s, Mark::kAttnTiles);
-  // Warp states -> shared memory.
+  // Warp states -> shared memory; the heads of the other set are marked empty (m = -inf).
   constexpr int kState = kHeadDim + 2;
-#pragma unroll
-  for (int h = 0; h < kMaxGroup; ++h) {
-    if (h >= group) continue;
+  for (int h = 0; h < group; ++h) {
     float* st = warp_state + (w.warp * kMaxGroup + h) * kState;
-    st[2 * w.lane] = acc[h][0];
-    st[2 * w.lane + 1] = acc[h][1];
-    if (w.lane == 0) {
-      st[kHeadDim] = m[h];
-      st[kHeadDim + 1] = l[h];
+    const int hl = h - hs * hpw;
+    if (hl < 0 || hl >= nh) {
+      if (w.lane == 0) st[kHeadDim] = -INFINITY;
+      continue;
+    }
+#pragma unroll
+    for (int q = 0; q < kHeadsPerWarp; ++q) {
+      if (q != hl) continue;
+      st[2 * w.lane] = acc[q][0];
+      st[2 * w.lane + 1] = acc[q][1];
+      if (w.lane == 0) {
+        st[kHeadDim] = m[q];
+        st[kHeadDim + 1] = l[q];
+      }
     }
   }
   __syncthreads();
@@ -700,10 +719,8 @@ __device__ __forceinline__ void expert_tile(float (&acc)[2], bool fp8, const dev
 }
 
 // Phase kExpertsUp: every CTA selects the experts and recomputes t = rmsnorm(x) (staged for the
-// tensor-core GEMV, FP8-quantized in that mode); then each warp computes 16-row tiles of the
-// chosen experts' mlp1 (8 interleaved gate/up pairs) and applies the clamped SwiGLU. Tiles go
-// round-robin over CTAs first, so that every SM gets a share when there are fewer tiles than
-// warps.
+// tensor-core GEMV, FP8-quantized in that mode); then it computes 16-row tiles of the chosen
+// experts' mlp1 (8 interleaved gate/up pairs) and applies the clamped SwiGLU.
 __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   select_experts(a, s);
   mark(a, s, Mark::kUpSelect);
@@ -715,27 +732,54 @@ __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, co
   const int inter = a.intermediate, mlp1 = 2 * inter, nb = a.hidden / kMxBlock;
   const int tiles_per_expert = mlp1 / dev::kMxfp4TileRows;  // inter % 32 == 0 (checked at launch)
   const int tiles = a.experts_per_token * tiles_per_expert;
+  // CTA b owns tiles b, b + grid, ... (so every SM gets a share) and computes them in rounds of
+  // kUpTilesPerRound tiles, each tile's K range split over kUpSplits warps so that all warps are
+  // busy; the partial sums meet in shared memory and are added in split order.
+  const int my_tiles = tiles > int(blockIdx.x) ? (tiles - 1 - int(blockIdx.x)) / int(gridDim.x) + 1 : 0;
+  float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(s.act) + expert_smem(a.hidden, 1).red);
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
-  const int warp = threadIdx.x >> 5;
-  for (int t = warp * int(gridDim.x) + int(blockIdx.x); t < tiles; t += kWarps * int(gridDim.x)) {
-    const int r = t / tiles_per_expert, row0 = (t % tiles_per_expert) * dev::kMxfp4TileRows;
-    const size_t expert = size_t(s.sel[r]);
-    const dev::Mxfp4Matrix w{L.mlp1_blocks + expert * mlp1 * (size_t(nb) * dev::kMxfp4BlockBytes),
-                             L.mlp1_scales + expert * mlp1 * size_t(nb), mlp1, nb};
-    float acc[2];
-    expert_tile(acc, a.experts_fp8, w, staged, row0, 0, nb);
-    // Rows 2m (gate) and 2m + 1 (up) sit in quads gid and gid + 1 (lane ^ 4).
-    const float partner[2] = {dev::shfl_xor(acc[0], 4), dev::shfl_xor(acc[1], 4)};
-    if (tig == 0 && (gid & 1) == 0) {
-#pragma unroll
-      for (int h = 0; h < 2; ++h) {
-        const int row = row0 + gid + 8 * h;
-        const size_t bias = expert * mlp1 + row;
-        const float gate = acc[h] + bf16_bits_to_float(L.mlp1_bias[bias]);
-        const float up = partner[h] + bf16_bits_to_float(L.mlp1_bias[bias + 1]);
-        a.swiglu_out[r * inter + row / 2] = float_to_bf16_bits(swiglu(gate, up, a.swiglu_limit));
+  const int warp = threadIdx.x >> 5, slot = warp / kUpSplits, split = warp % kUpSplits;
+  const int steps = (nb + dev::kMxfp4BlocksPerStep - 1) / dev::kMxfp4BlocksPerStep;
+  const int kb_begin = steps * split / kUpSplits * dev::kMxfp4BlocksPerStep;
+  const int kb_end = min(nb, steps * (split + 1) / kUpSplits * dev::kMxfp4BlocksPerStep);
+  auto tile_expert = [&](int j, int* r, int* row0) {
+    const int t = int(blockIdx.x) + j * int(gridDim.x);
+    *r = t / tiles_per_expert;
+    *row0 = (t % tiles_per_expert) * dev::kMxfp4TileRows;
+    return size_t(s.sel[*r]);
+  };
+  for (int j0 = 0; j0 < my_tiles; j0 += kUpTilesPerRound) {
+    const int j = j0 + slot;
+    if (j < my_tiles) {
+      int r, row0;
+      const size_t expert = tile_expert(j, &r, &row0);
+      const dev::Mxfp4Matrix w{L.mlp1_blocks + expert * mlp1 * (size_t(nb) * dev::kMxfp4BlockBytes),
+                               L.mlp1_scales + expert * mlp1 * size_t(nb), mlp1, nb};
+      float acc[2] = {0.0f, 0.0f};
+      if (kb_begin < kb_end) expert_tile(acc, a.experts_fp8, w, staged, row0, kb_begin, kb_end);
+      if (tig == 0) {
+        red[warp * dev::kMxfp4TileRows + gid] = acc[0];
+        red[warp * dev::kMxfp4TileRows + gid + 8] = acc[1];
       }
     }
+    __syncthreads();
+    // One thread per (tile, channel): rows 2c (gate) and 2c + 1 (up) of the tile.
+    constexpr int kChannels = dev::kMxfp4TileRows / 2;
+    const int sl = int(threadIdx.x) / kChannels, c = int(threadIdx.x) % kChannels;
+    if (sl < kUpTilesPerRound && j0 + sl < my_tiles) {
+      int r, row0;
+      const size_t expert = tile_expert(j0 + sl, &r, &row0);
+      float gate = 0.0f, up = 0.0f;
+      for (int q = 0; q < kUpSplits; ++q) {
+        gate += red[(sl * kUpSplits + q) * dev::kMxfp4TileRows + 2 * c];
+        up += red[(sl * kUpSplits + q) * dev::kMxfp4TileRows + 2 * c + 1];
+      }
+      const size_t bias = expert * mlp1 + row0 + 2 * c;
+      gate += bf16_bits_to_float(L.mlp1_bias[bias]);
+      up += bf16_bits_to_float(L.mlp1_bias[bias + 1]);
+      a.swiglu_out[r * inter + row0 / 2 + c] = float_to_bf16_bits(swiglu(gate, up, a.swiglu_limit));
+    }
+    __syncthreads();
   }
   mark(a, s, Mark::kUpGemv);
 }
