@@ -469,6 +469,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     dev::sync_warp();
     if (first_tile) mark(a, s, Mark::kAttnVWait);
     const int n_in_tile = min(32, k_end - tile);
+#pragma unroll 8
     for (int jj = 0; jj < n_in_tile; ++jj) {
       const uint32_t vv = v_words[(jj * 8 + ((w.lane >> 2) ^ (jj & 7))) * 4 + (w.lane & 3)];
       const float v0 = bf_lo(vv), v1 = bf_hi(vv);
