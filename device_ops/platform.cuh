@@ -248,24 +248,6 @@ __device__ __forceinline__ void copy_async_16B(void* smem_dst, const void* gmem_
   __pipeline_memcpy_async(smem_dst, gmem_src, sizeof(uint4));
 #endif
 }
-// As copy_async_16B, but writes 16 zero bytes (reading nothing) when !valid.
-__device__ __forceinline__ void copy_async_16B_zfill(void* smem_dst, const void* gmem_src, bool valid) {
-#if defined(__HIPCC__)
-  *static_cast<uint4*>(smem_dst) = valid ? *static_cast<const uint4*>(gmem_src) : make_uint4(0, 0, 0, 0);
-#else
-  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem_dst));
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;" ::"r"(dst), "l"(gmem_src),
-               "r"(valid ? 16 : 0)
-               : "memory");
-#endif
-}
-// Waits until at most N of this thread's most recent groups are still pending.
-template <int N>
-__device__ __forceinline__ void copy_async_wait() {
-#if !defined(__HIPCC__)
-  asm volatile("cp.async.wait_group %0;" ::"n"(N) : "memory");
-#endif
-}
 __device__ __forceinline__ void copy_async_commit() {
 #if !defined(__HIPCC__)
   __pipeline_commit();

@@ -89,30 +89,21 @@ struct Smem {
 __host__ __device__ constexpr int align16(int bytes) { return (bytes + 15) & ~15; }
 
 // Expert phases' shared memory, in bytes from the start of the activation region, for k-wide
-// inputs of `n` vectors (the GEMV's K = k): one 16-byte aligned staging area per vector (the
-// GEMV's fragment order, bf16 or fp8), the split-K partial sums, the fp8 codes and scales, the
-// inputs as floats, and, reusing the inputs' space once they are staged, every warp's weight ring
-// (kRingStages stages of cp.async'd 16-byte blocks) and its tile's scale bytes.
-constexpr int kRingStages = 3;  // stages per warp: kRingStages - 1 in flight while one is used
-constexpr int kRingBytes = kRingStages * 2 * kMxUnroll * 32 * 16;
+// inputs of `n` vectors: the inputs as floats, then one 16-byte aligned staging area per vector
+// (the GEMV's fragment order, bf16 or fp8), then the fp8 codes and scales, then the split-K
+// partial sums of experts_down.
 struct ExpertSmem {
-  int staged, staged_stride, red, codes, scales, inputs, ring, ring_stride, tile_scales, total;
+  int staged, staged_stride, codes, scales, red, total;
 };
 __host__ __device__ constexpr ExpertSmem expert_smem(int k, int n) {
   ExpertSmem e{};
   const int stride_bf16 = align16(dev::staged_bf16_bytes(k)), stride_fp8 = align16(dev::staged_fp8_bytes(k));
-  e.staged = 0;
+  e.staged = align16(n * k * int(sizeof(float)));
   e.staged_stride = stride_bf16 > stride_fp8 ? stride_bf16 : stride_fp8;
-  e.red = n * e.staged_stride;
-  e.codes = e.red + kWarps * dev::kMxfp4TileRows * int(sizeof(float));
+  e.codes = e.staged + n * e.staged_stride;
   e.scales = e.codes + align16(n * k);
-  e.inputs = e.scales + align16(n * (k / kMxBlock));
-  const int inputs_end = e.inputs + align16(n * k * int(sizeof(float)));
-  e.ring = e.inputs;
-  e.tile_scales = kRingBytes;  // within a warp's slice: after its ring
-  e.ring_stride = kRingBytes + align16(dev::kMxfp4TileRows * (k / kMxBlock));
-  const int ring_end = e.ring + kWarps * e.ring_stride;
-  e.total = inputs_end > ring_end ? inputs_end : ring_end;
+  e.red = e.scales + align16(n * (k / kMxBlock));
+  e.total = e.red + kWarps * dev::kMxfp4TileRows * int(sizeof(float));
   return e;
 }
 
@@ -699,11 +690,10 @@ __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
 __device__ void stage_expert_inputs(const Smem& s, bool fp8, int k, int n) {
   const ExpertSmem e = expert_smem(k, n);
   uint8_t* base = reinterpret_cast<uint8_t*>(s.act);
-  const float* inputs = reinterpret_cast<const float*>(base + e.inputs);
   if (fp8) {
     for (int v = 0; v < n; ++v) {
       dev::block_quantize_fp8(base + e.codes + v * k, base + e.scales + v * (k / kMxBlock),
-                              inputs + v * k, k);
+                              s.act + v * k, k);
     }
     __syncthreads();
     for (int v = 0; v < n; ++v) {
@@ -712,125 +702,20 @@ __device__ void stage_expert_inputs(const Smem& s, bool fp8, int k, int n) {
     }
   } else {
     for (int v = 0; v < n; ++v) {
-      dev::stage_mxfp4_activations_bf16(base + e.staged + v * e.staged_stride, inputs + v * k, k);
+      dev::stage_mxfp4_activations_bf16(base + e.staged + v * e.staged_stride, s.act + v * k, k);
     }
   }
 }
 
-// One 16-row tile of an MXFP4 matrix (w.rows % 16 == 0) against staged activations, blocks
-// [kb_begin, kb_end): acc[0] = row row0 + lane/4, acc[1] = row row0 + lane/4 + 8, in every lane
-// of a quad. The fragment layout and arithmetic are those of device_ops/gemv_mxfp4.cuh
-// (warp_gemv_mxfp4_bf16 / _fp8); the weights arrive through this warp's shared-memory ring with
-// cp.async, kRingStages - 1 steps of kMxUnroll ahead, so a warp's loads stay in flight while it
-// computes without holding them in registers (lane-private slots: each lane reads back exactly
-// the bytes it copied). The tile's scale bytes are copied once into `tile_scales`.
-// Warp scope; ends with a __syncwarp().
-template <bool kFp8>
-__device__ void expert_tile(float (&acc)[2], const dev::Mxfp4Matrix& w, const uint8_t* staged,
-                            int row0, int kb_begin, int kb_end, uint4* ring, uint8_t* tile_scales) {
-  using namespace dev;
-  const int lane = lane_id(), gid = lane >> 2, tig = lane & 3;
-  const int nb = w.num_blocks;
-  const uint8_t* blocks_a = w.blocks + int64_t(row0 + gid) * nb * kMxfp4BlockBytes;
-  const uint8_t* blocks_b = blocks_a + int64_t(8) * nb * kMxfp4BlockBytes;
-  const uint8_t* scales_src = w.scales + int64_t(row0) * nb;  // 16 rows: 16 * nb bytes, aligned
-  for (int c = lane; c < nb; c += 32) copy_async_16B(tile_scales + 16 * c, scales_src + 16 * c);
-  constexpr int kStride = kMxfp4BlocksPerStep * kMxUnroll;
-  const int n_iter = kb_end > kb_begin ? (kb_end - kb_begin + kStride - 1) / kStride : 0;
-  auto issue = [&](int it) {
-    uint4* slot = ring + (it % kRingStages) * (2 * kMxUnroll * 32);
-#pragma unroll
-    for (int u = 0; u < kMxUnroll; ++u) {
-      const int kb = kb_begin + it * kStride + u * kMxfp4BlocksPerStep + tig;
-      const bool in = kb < kb_end;
-      copy_async_16B_zfill(slot + (2 * u) * 32 + lane, blocks_a + (in ? kb : 0) * kMxfp4BlockBytes, in);
-      copy_async_16B_zfill(slot + (2 * u + 1) * 32 + lane, blocks_b + (in ? kb : 0) * kMxfp4BlockBytes, in);
-    }
-  };
-#pragma unroll
-  for (int st = 0; st < kRingStages - 1; ++st) {
-    if (st < n_iter) issue(st);
-    copy_async_commit();  // empty groups keep the count uniform
-  }
-  const uint8_t* sc_a = tile_scales + gid * nb;
-  const uint8_t* sc_b = tile_scales + (gid + 8) * nb;
-  const bool diag = gid == tig;  // fp8: the lane whose k-slots feed B column gid
-  const float* factors =
-      reinterpret_cast<const float*>(staged + (nb + 1) * kStagedFp8BlockBytes);
-  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  float acc_a = 0.0f, acc_b = 0.0f;
-  for (int it = 0; it < n_iter; ++it) {
-    if (it + kRingStages - 1 < n_iter) issue(it + kRingStages - 1);
-    copy_async_commit();
-    copy_async_wait<kRingStages - 1>();  // this lane's stage `it` (and its scale chunks) landed
-    sync_warp();                         // the scale bytes came from every lane
-    const uint4* slot = ring + (it % kRingStages) * (2 * kMxUnroll * 32);
-    const int kb0 = kb_begin + it * kStride;
-#pragma unroll
-    for (int u = 0; u < kMxUnroll; ++u) {
-      const int step0 = kb0 + u * kMxfp4BlocksPerStep;
-      if (step0 >= kb_end) break;  // warp-uniform
-      const int kb = step0 + tig;
-      const uint4 wa = slot[(2 * u) * 32 + lane];
-      const uint4 wb = slot[(2 * u + 1) * 32 + lane];
-      if constexpr (!kFp8) {
-        const uint32_t sa = kb < kb_end ? sc_a[kb] : 127u, sb = kb < kb_end ? sc_b[kb] : 127u;
-        const uint8_t* bsrc = staged + (kb < kb_end ? kb : nb) * kStagedBf16BlockBytes;
-        uint4 bv[4];
-#pragma unroll
-        for (int i = 0; i < 4; ++i) bv[i] = *reinterpret_cast<const uint4*>(bsrc + 16 * i);
-        const bool single = warp_all(sa <= kMxfp4SingleMultiplyMaxScale && sb <= kMxfp4SingleMultiplyMaxScale);
-        uint32_t da[4][4], db[4][4];
-        detail::decode_block_bf16(da, wa, sa, single);
-        detail::decode_block_bf16(db, wb, sb, single);
-#pragma unroll
-        for (int j = 0; j < 8; ++j) {
-          const int q = j >> 1, p = 2 * (j & 1);
-          const uint32_t fa[4] = {da[q][p], db[q][p], da[q][p + 1], db[q][p + 1]};
-          const uint4& bq = bv[q];
-          const uint32_t fb[2] = {(j & 1) ? bq.z : bq.x, (j & 1) ? bq.w : bq.y};
-          mma_m16n8k16_bf16(d, fa, fb);
-        }
-      } else {
-        const uint8_t* bsrc = staged + (diag && kb < kb_end ? kb : nb) * kStagedFp8BlockBytes;
-        const uint4 b01 = *reinterpret_cast<const uint4*>(bsrc);
-        const uint4 b23 = *reinterpret_cast<const uint4*>(bsrc + 16);
-        float dd[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-          uint32_t fa[4];
-          e2m1x8_to_e4m3x8_scaled(detail::word_of(wa, i), fa[0], fa[2]);
-          e2m1x8_to_e4m3x8_scaled(detail::word_of(wb, i), fa[1], fa[3]);
-          const uint4& bw = i < 2 ? b01 : b23;
-          const uint32_t fb[2] = {(i & 1) ? bw.z : bw.x, (i & 1) ? bw.w : bw.y};
-          mma_m16n8k32_e4m3(dd, fa, fb);
-        }
-        // Lane (gid, tig < 2) holds blocks step0 + 2 tig and step0 + 2 tig + 1 of rows a and b.
-#pragma unroll
-        for (int c = 0; c < 2; ++c) {
-          const int blk = step0 + 2 * tig + c;
-          const bool live = tig < 2 && blk < kb_end;
-          const float f = live ? factors[blk] : 0.0f;
-          const float fwa = live ? e8m0_to_float(sc_a[live ? blk : 0]) : 0.0f;
-          const float fwb = live ? e8m0_to_float(sc_b[live ? blk : 0]) : 0.0f;
-          acc_a = fmaf(dd[c] * f, fwa, acc_a);
-          acc_b = fmaf(dd[2 + c] * f, fwb, acc_b);
-        }
-      }
-    }
-  }
-  copy_async_wait<0>();
-  sync_warp();  // every lane is done with tile_scales before the next tile overwrites them
-  if constexpr (!kFp8) {
-    acc[0] = d[0];  // B is the same in all 8 columns, so every column holds the row sums
-    acc[1] = d[2];
+// One 16-row tile of an MXFP4 matrix against staged activations, blocks [kb_begin, kb_end):
+// acc[0] = row row0 + lane/4, acc[1] = row row0 + lane/4 + 8, in every lane of a quad.
+__device__ __forceinline__ void expert_tile(float (&acc)[2], bool fp8, const dev::Mxfp4Matrix& w,
+                                            const uint8_t* staged, int row0, int kb_begin,
+                                            int kb_end) {
+  if (fp8) {
+    dev::warp_gemv_mxfp4_fp8<kMxUnroll>(acc, w, staged, row0, kb_begin, kb_end);
   } else {
-    acc_a += shfl_xor(acc_a, 1);
-    acc_a += shfl_xor(acc_a, 2);
-    acc_b += shfl_xor(acc_b, 1);
-    acc_b += shfl_xor(acc_b, 2);
-    acc[0] = acc_a;
-    acc[1] = acc_b;
+    dev::warp_gemv_mxfp4_bf16<kMxUnroll>(acc, w, staged, row0, kb_begin, kb_end);
   }
 }
 
@@ -840,14 +725,11 @@ __device__ void expert_tile(float (&acc)[2], const dev::Mxfp4Matrix& w, const ui
 __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   select_experts(a, s);
   mark(a, s, Mark::kUpSelect);
-  const ExpertSmem e = expert_smem(a.hidden, 1);
-  uint8_t* base = reinterpret_cast<uint8_t*>(s.act);
-  rmsnorm_to_smem(reinterpret_cast<float*>(base + e.inputs), a.x, nullptr, L.mlp_norm, a.hidden,
-                  a.rms_norm_eps, s);
+  rmsnorm_to_smem(s.act, a.x, nullptr, L.mlp_norm, a.hidden, a.rms_norm_eps, s);
   mark(a, s, Mark::kUpNorm);
   stage_expert_inputs(s, a.experts_fp8, a.hidden, 1);
   mark(a, s, Mark::kUpStage);
-  const uint8_t* staged = base + e.staged;
+  const uint8_t* staged = reinterpret_cast<const uint8_t*>(s.act) + expert_smem(a.hidden, 1).staged;
   const int inter = a.intermediate, mlp1 = 2 * inter, nb = a.hidden / kMxBlock;
   const int tiles_per_expert = mlp1 / dev::kMxfp4TileRows;  // inter % 32 == 0 (checked at launch)
   const int tiles = a.experts_per_token * tiles_per_expert;
@@ -855,10 +737,9 @@ __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, co
   // kUpTilesPerRound tiles, each tile's K range split over kUpSplits warps so that all warps are
   // busy; the partial sums meet in shared memory and are added in split order.
   const int my_tiles = tiles > int(blockIdx.x) ? (tiles - 1 - int(blockIdx.x)) / int(gridDim.x) + 1 : 0;
-  float* red = reinterpret_cast<float*>(base + e.red);
+  float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(s.act) + expert_smem(a.hidden, 1).red);
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int warp = threadIdx.x >> 5, slot = warp / kUpSplits, split = warp % kUpSplits;
-  uint8_t* my_ring = base + e.ring + warp * e.ring_stride;
   const int steps = (nb + dev::kMxfp4BlocksPerStep - 1) / dev::kMxfp4BlocksPerStep;
   const int kb_begin = steps * split / kUpSplits * dev::kMxfp4BlocksPerStep;
   const int kb_end = min(nb, steps * (split + 1) / kUpSplits * dev::kMxfp4BlocksPerStep);
@@ -875,14 +756,8 @@ __device__ void phase_experts_up(const MegakernelArgs& a, const LayerArgs& L, co
       const size_t expert = tile_expert(j, &r, &row0);
       const dev::Mxfp4Matrix w{L.mlp1_blocks + expert * mlp1 * (size_t(nb) * dev::kMxfp4BlockBytes),
                                L.mlp1_scales + expert * mlp1 * size_t(nb), mlp1, nb};
-      float acc[2];
-      if (a.experts_fp8) {
-        expert_tile<true>(acc, w, staged, row0, kb_begin, kb_end, reinterpret_cast<uint4*>(my_ring),
-                          my_ring + e.tile_scales);
-      } else {
-        expert_tile<false>(acc, w, staged, row0, kb_begin, kb_end, reinterpret_cast<uint4*>(my_ring),
-                           my_ring + e.tile_scales);
-      }
+      float acc[2] = {0.0f, 0.0f};
+      if (kb_begin < kb_end) expert_tile(acc, a.experts_fp8, w, staged, row0, kb_begin, kb_end);
       if (tig == 0) {
         red[warp * dev::kMxfp4TileRows + gid] = acc[0];
         red[warp * dev::kMxfp4TileRows + gid + 8] = acc[1];
@@ -917,17 +792,16 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
   const int inter = a.intermediate, k = a.experts_per_token, nb = inter / kMxBlock;
   const int tiles = (a.hidden + dev::kMxfp4TileRows - 1) / dev::kMxfp4TileRows;
   if (int(blockIdx.x) >= tiles) return;  // nothing to do (tiny shapes on a big grid)
-  const ExpertSmem e = expert_smem(inter, k);
-  uint8_t* base = reinterpret_cast<uint8_t*>(s.act);
-  bf16_act_to_smem(reinterpret_cast<float*>(base + e.inputs), a.swiglu_out, k * inter);
+  bf16_act_to_smem(s.act, a.swiglu_out, k * inter);
   __syncthreads();
   mark(a, s, Mark::kDownCopy);
   stage_expert_inputs(s, false, inter, k);  // BF16 input in both modes
   mark(a, s, Mark::kDownStage);
-  float* red = reinterpret_cast<float*>(base + e.red);
+  const ExpertSmem e = expert_smem(inter, k);
+  const uint8_t* base = reinterpret_cast<const uint8_t*>(s.act);
+  float* red = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(s.act) + e.red);
   const int lane = threadIdx.x & 31, gid = lane >> 2, tig = lane & 3;
   const int warp = threadIdx.x >> 5, r = warp / kDownSplits, split = warp % kDownSplits;
-  uint8_t* my_ring = base + e.ring + warp * e.ring_stride;
   const int steps = (nb + dev::kMxfp4BlocksPerStep - 1) / dev::kMxfp4BlocksPerStep;
   const int kb_begin = steps * split / kDownSplits * dev::kMxfp4BlocksPerStep;
   const int kb_end = min(nb, steps * (split + 1) / kDownSplits * dev::kMxfp4BlocksPerStep);
@@ -938,9 +812,10 @@ __device__ void phase_experts_down(const MegakernelArgs& a, const LayerArgs& L, 
       const dev::Mxfp4Matrix w{
           L.mlp2_blocks + expert * a.hidden * (size_t(nb) * dev::kMxfp4BlockBytes),
           L.mlp2_scales + expert * a.hidden * size_t(nb), a.hidden, nb};
-      float acc[2];
-      expert_tile<false>(acc, w, base + e.staged + r * e.staged_stride, row0, kb_begin, kb_end,
-                         reinterpret_cast<uint4*>(my_ring), my_ring + e.tile_scales);
+      float acc[2] = {0.0f, 0.0f};
+      if (kb_begin < kb_end) {
+        expert_tile(acc, false, w, base + e.staged + r * e.staged_stride, row0, kb_begin, kb_end);
+      }
       if (tig == 0) {
         red[warp * dev::kMxfp4TileRows + gid] = acc[0];
         red[warp * dev::kMxfp4TileRows + gid + 8] = acc[1];
