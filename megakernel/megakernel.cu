@@ -2,9 +2,12 @@
 // (all layers, the final norm and the LM head with a fused argmax) for one token at batch 1.
 // Grid: one CTA of kThreads per SM, all co-resident (checked with the occupancy API at launch).
 // Per layer the six phases of megakernel/phases.h run back to back with a grid barrier after
-// each (device_ops/grid_barrier.cuh; docs/ARCHITECTURE.md gives the reason for every barrier). Work inside a phase is split
-// over all warps of the grid; CTAs recompute cheap things (RMSNorm statistics, the router's
-// top-k) instead of synchronising for them.
+// each (device_ops/grid_barrier.cuh; docs/ARCHITECTURE.md gives the reason for every barrier).
+// Work inside a phase is split so that every SM streams about the same number of weight bytes
+// (contiguous row ranges per CTA for the BF16 projections, 16-row MXFP4 tiles on tensor cores for
+// the experts); CTAs recompute cheap things (RMSNorm statistics, the router's top-k) instead of
+// synchronising for them. With MegakernelArgs::phase_times set, CTA 0 records a timeline
+// (`gptoss bench tpot --phase-times`).
 #include "megakernel/megakernel.h"
 
 #include <climits>
@@ -33,11 +36,9 @@ constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
 // MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores): 16-byte loads in flight per lane
 // per row of a 16-row tile, and the K splits of experts_down (warps of a CTA per expert).
-#if defined(GPTOSS_MK_MX_UNROLL)  // experiments
-constexpr int kMxUnroll = GPTOSS_MK_MX_UNROLL;
-#else
+// (H100, 20b at 1K: unroll 2 -> 3.01 ms, 4 -> 3.12 ms (spills), 1 with software pipelining ->
+// 3.18 ms, 2 pipelined -> 3.37 ms; see docs/PERF.md.)
 constexpr int kMxUnroll = 2;
-#endif
 constexpr int kDownSplits = kWarps / kMaxTopK;
 constexpr int kUpSplits = 4;  // experts_up: warps per 16-row tile (K quarters)
 constexpr int kUpTilesPerRound = kWarps / kUpSplits;
@@ -364,11 +365,12 @@ __device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L,
 }
 
 // Phase kAttention: CTA b handles KV head b / max_splits and split b % max_splits of the key
-// range. Inside, each warp takes tiles of 32 keys (one key per lane for the scores, two
-// dimensions per lane for the values) with an online softmax per query head. Warp states merge
-// in shared memory into one split state in global memory; the last split CTA of a KV head
-// (counter) merges the splits and adds the sink exactly once. The current position's k and v
-// come from the qkv buffer, never from the cache.
+// range. Inside, warps pair up on tiles of 32 keys (one key per lane for the scores, two
+// dimensions per lane for the values), each warp of a pair with half of the group's query
+// heads, online softmax per head. Warp states merge in shared memory; with one split the CTA
+// finishes the heads itself, otherwise the split state goes to global memory and the last split
+// CTA of a KV head (counter) merges the splits; the sink counts exactly once either way. The
+// current position's k and v come from the qkv buffer, never from the cache.
 __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int group = a.num_heads / a.num_kv_heads;
   const int n_keys = L.sliding ? min(a.pos + 1, a.sliding_window) : a.pos + 1;
