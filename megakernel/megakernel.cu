@@ -544,6 +544,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   // GPU scope before the counter moves (the cooperative-groups grid-sync pattern). One fence per
   // CTA: a fence in all 512 threads of up to 128 CTAs cost ~40 us per layer at 32K keys.
   __syncthreads();
+  mark(a, s, Mark::kAttnSync);
   if (threadIdx.x == 0) {
     __threadfence();
     const uint32_t prev = atomicAdd(a.counters + g, 1u);
@@ -552,6 +553,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     *s.flag = last;
     __threadfence();
   }
+  mark(a, s, Mark::kAttnFence);
   __syncthreads();
   mark(a, s, Mark::kAttnPublish);
   if (!*s.flag) return;
