@@ -263,6 +263,21 @@ __device__ __forceinline__ void mark(const MegakernelArgs& a, const Smem& s, Mar
   }
 }
 
+// Profiling: the latest time any warp of CTA 0 reached mark m (lane 0 of each warp; the slot is
+// cleared by reset_mark_max at the start of the phase, ordered by a later __syncthreads()).
+__device__ __forceinline__ void mark_max(const MegakernelArgs& a, const Smem& s, Mark m) {
+  if (a.phase_times != nullptr && blockIdx.x == 0 && (threadIdx.x & 31) == 0) {
+    atomicMax(reinterpret_cast<unsigned long long*>(a.phase_times + 2 + a.num_layers * int(kNumPhases) +
+                                                    s.layer * kNumMarks + int(m)),
+              static_cast<unsigned long long>(dev::global_timer_ns()));
+  }
+}
+__device__ __forceinline__ void reset_mark_max(const MegakernelArgs& a, const Smem& s, Mark m) {
+  if (a.phase_times != nullptr && blockIdx.x == 0 && threadIdx.x == 0) {
+    a.phase_times[2 + a.num_layers * int(kNumPhases) + s.layer * kNumMarks + int(m)] = 0;
+  }
+}
+
 // ---- phases ---------------------------------------------------------------------------------
 
 // Block-level GEMV for the BF16 phases: a CTA owns a contiguous range of rows (so every SM
@@ -382,6 +397,8 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   const WarpCoords w = warp_coords();
   const int q_dim = a.num_heads * kHeadDim, kv_dim = a.num_kv_heads * kHeadDim;
 
+  reset_mark_max(a, s, Mark::kAttnTilesAll);
+  reset_mark_max(a, s, Mark::kAttnMergeAll);
   float* q_s = s.act;                                  // [group][64]
   float* warp_state = s.act + kMaxGroup * kHeadDim;    // [kWarps][group][66]
   for (int idx = threadIdx.x; idx < group * kHeadDim; idx += kThreads) {
@@ -486,6 +503,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     dev::sync_warp();  // the next tile's copies overwrite v_tile
   }
   mark(a, s, Mark::kAttnTiles);
+  mark_max(a, s, Mark::kAttnTilesAll);
   // Warp states -> shared memory; the heads of the other set are marked empty (m = -inf).
   constexpr int kState = kHeadDim + 2;
   for (int h = 0; h < group; ++h) {
@@ -538,6 +556,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     }
   }
   mark(a, s, Mark::kAttnCtaMerge);
+  mark_max(a, s, Mark::kAttnMergeAll);
   if (n_splits == 1) return;
   // Publish this split; the last split CTA of KV head g merges (counter g). The CTA barrier
   // orders every thread's partial stores before thread 0's fence, which makes them visible at

@@ -18,8 +18,8 @@ inline constexpr int kMaxAttentionSplits = 16;
 // the LM head, then [2 + L * kNumPhases + l * kNumMarks + m] the marks.
 enum class Mark : int {
   kQkvNorm, kQkvGemv,
-  kAttnQ, kAttnScores, kAttnSoftmax, kAttnVWait, kAttnTiles, kAttnCtaMerge, kAttnSync, kAttnFence,
-  kAttnPublish,
+  kAttnQ, kAttnScores, kAttnSoftmax, kAttnVWait, kAttnTiles, kAttnTilesAll, kAttnCtaMerge,
+  kAttnMergeAll, kAttnSync, kAttnFence, kAttnPublish,
   kAttnSplitMerge,
   kUpSelect, kUpNorm, kUpStage, kUpGemv,
   kDownCopy, kDownStage, kDownGemv,
@@ -34,8 +34,9 @@ inline constexpr MarkInfo kMarkInfo[kNumMarks] = {
     {Phase::kNormQkvRope, "rmsnorm"},      {Phase::kNormQkvRope, "gemv + rope"},
     {Phase::kAttention, "q to smem"},      {Phase::kAttention, "1st tile scores"},
     {Phase::kAttention, "1st tile softmax"}, {Phase::kAttention, "1st tile V wait"},
-    {Phase::kAttention, "key tiles"},
-    {Phase::kAttention, "cta merge"},      {Phase::kAttention, "cta barrier"},
+    {Phase::kAttention, "key tiles"},      {Phase::kAttention, "tiles, last warp"},
+    {Phase::kAttention, "cta merge"},      {Phase::kAttention, "merge, last warp"},
+    {Phase::kAttention, "cta barrier"},
     {Phase::kAttention, "fence + atomic"}, {Phase::kAttention, "publish split"},
     {Phase::kAttention, "split merge"},    {Phase::kExpertsUp, "select experts"},
     {Phase::kExpertsUp, "rmsnorm"},        {Phase::kExpertsUp, "stage input"},
