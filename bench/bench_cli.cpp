@@ -4,6 +4,7 @@
 // position), warms up, then times at least 100 decode steps with device events.
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <memory>
 #include <optional>
 #include <random>
@@ -55,58 +56,83 @@ double percentile(std::vector<double> v, double p) {
 // the interval from one grid barrier's release (as CTA 0 sees it) to the next, i.e. the slowest
 // CTA's work in that phase plus the barrier itself, summed over layers; median over the steps.
 // Under each phase, when CTA 0 passed the marks inside it (megakernel.h: Mark), in us after the
-// phase began (mean over the layers that reached the mark).
+// phase began (mean over the layers that reached the mark), for full-attention and
+// sliding-window layers separately (nan: no such layer reached the mark).
 void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std::string& experts,
                        const TpotOptions& o) {
-  const int layers = engine.config().num_layers;
+  const ModelConfig& c = engine.config();
+  const int layers = c.num_layers;
   constexpr int kPhases = int(mk::kNumPhases);
   engine.enable_phase_times();
-  std::vector<std::vector<double>> per_phase(kPhases + 1);  // + the LM head
-  std::vector<std::vector<double>> per_mark(mk::kNumMarks);  // us after the phase's start
+  // Full-attention and sliding-window layers differ (attention above all): per-layer times and
+  // marks are kept per kind (0 = full, 1 = sliding).
+  std::vector<std::vector<double>> per_phase(kPhases + 1);  // ms per token, + the LM head
+  std::vector<std::vector<double>> per_kind[2] = {std::vector<std::vector<double>>(kPhases),
+                                                  std::vector<std::vector<double>>(kPhases)};
+  std::vector<std::vector<double>> per_mark[2] = {std::vector<std::vector<double>>(mk::kNumMarks),
+                                                  std::vector<std::vector<double>>(mk::kNumMarks)};
   std::vector<double> totals;
   for (int i = 0; i < o.warmup + o.num_tokens; ++i) {
     engine.step(token, pos);  // same position: the cache is not extended while profiling
     if (i < o.warmup) continue;
     const std::vector<uint64_t> t = engine.read_phase_times();
-    std::vector<double> sum(kPhases + 1, 0.0);
-    for (int l = 0; l < layers; ++l) {
-      for (int p = 0; p < kPhases; ++p) {
-        const size_t at = 1 + size_t(l) * kPhases + p;
-        sum[size_t(p)] += double(t[at] - t[at - 1]) * 1e-6;
-      }
-    }
     const size_t end = 1 + size_t(layers) * kPhases;
-    sum[kPhases] = double(t[end] - t[end - 1]) * 1e-6;
-    for (int p = 0; p <= kPhases; ++p) per_phase[size_t(p)].push_back(sum[size_t(p)]);
-    // Marks: the mean over the layers where CTA 0 passed the mark in this step.
-    for (int m = 0; m < mk::kNumMarks; ++m) {
-      const int p = int(mk::kMarkInfo[m].phase);
-      double offsets = 0;
-      int n = 0;
+    std::vector<double> sum(kPhases + 1, 0.0);
+    for (int kind = 0; kind < 2; ++kind) {
+      std::vector<double> kind_sum(kPhases, 0.0);
+      int kind_layers = 0;
       for (int l = 0; l < layers; ++l) {
-        const size_t at = 1 + size_t(l) * kPhases + p;
-        const uint64_t tm = t[end + 1 + size_t(l) * mk::kNumMarks + m];
-        if (tm >= t[at - 1] && tm <= t[at]) {
-          offsets += double(tm - t[at - 1]) * 1e-3;
-          ++n;
+        if (int(c.is_sliding(l)) != kind) continue;
+        ++kind_layers;
+        for (int p = 0; p < kPhases; ++p) {
+          const size_t at = 1 + size_t(l) * kPhases + p;
+          sum[size_t(p)] += double(t[at] - t[at - 1]) * 1e-6;
+          kind_sum[size_t(p)] += double(t[at] - t[at - 1]) * 1e-3;
         }
       }
-      if (n > 0) per_mark[size_t(m)].push_back(offsets / n);
+      if (kind_layers == 0) continue;
+      for (int p = 0; p < kPhases; ++p) per_kind[kind][size_t(p)].push_back(kind_sum[size_t(p)] / kind_layers);
+      // Marks: the mean over this kind's layers where CTA 0 passed the mark in this step.
+      for (int m = 0; m < mk::kNumMarks; ++m) {
+        const int p = int(mk::kMarkInfo[m].phase);
+        double offsets = 0;
+        int n = 0;
+        for (int l = 0; l < layers; ++l) {
+          if (int(c.is_sliding(l)) != kind) continue;
+          const size_t at = 1 + size_t(l) * kPhases + p;
+          const uint64_t tm = t[end + 1 + size_t(l) * mk::kNumMarks + m];
+          if (tm >= t[at - 1] && tm <= t[at]) {
+            offsets += double(tm - t[at - 1]) * 1e-3;
+            ++n;
+          }
+        }
+        if (n > 0) per_mark[kind][size_t(m)].push_back(offsets / n);
+      }
     }
+    sum[kPhases] = double(t[end] - t[end - 1]) * 1e-6;
+    for (int p = 0; p <= kPhases; ++p) per_phase[size_t(p)].push_back(sum[size_t(p)]);
     totals.push_back(double(t[end] - t[0]) * 1e-6);
   }
   fmt::print("phase times at context {}, {} experts (kernel timeline, median of {} steps): "
              "{:.4f} ms from CTA 0's start to the token\n", ctx, experts, o.num_tokens,
              percentile(totals, 0.5));
+  auto median_or_nan = [](const std::vector<double>& v) { return v.empty() ? NAN : percentile(v, 0.5); };
+  fmt::print("  {:<14} {:>9} {:>12} {:>14} {:>14}\n", "phase", "ms/token", "us/layer",
+             "full layers us", "sliding us");
   for (int p = 0; p <= kPhases; ++p) {
     const double ms = percentile(per_phase[size_t(p)], 0.5);
-    const std::string_view name = p < kPhases ? mk::kPhaseNames[size_t(p)] : "lm_head";
-    fmt::print("  {:<14} {:8.4f} ms  {:8.2f} us/layer\n", name, ms,
-               p < kPhases ? ms * 1e3 / layers : ms * 1e3);
+    if (p == kPhases) {
+      fmt::print("  {:<14} {:9.4f}\n", "lm_head", ms);
+      continue;
+    }
+    fmt::print("  {:<14} {:9.4f} {:12.2f} {:14.2f} {:14.2f}\n", mk::kPhaseNames[size_t(p)], ms,
+               ms * 1e3 / layers, median_or_nan(per_kind[0][size_t(p)]),
+               median_or_nan(per_kind[1][size_t(p)]));
     for (int m = 0; m < mk::kNumMarks; ++m) {
-      if (int(mk::kMarkInfo[m].phase) != p || per_mark[size_t(m)].empty()) continue;
-      fmt::print("      CTA 0 done with {:<16} at {:7.2f} us\n", mk::kMarkInfo[m].name,
-                 percentile(per_mark[size_t(m)], 0.5));
+      if (int(mk::kMarkInfo[m].phase) != p) continue;
+      if (per_mark[0][size_t(m)].empty() && per_mark[1][size_t(m)].empty()) continue;
+      fmt::print("      CTA 0 done with {:<18} at {:>14.2f} {:>14.2f} us\n", mk::kMarkInfo[m].name,
+                 median_or_nan(per_mark[0][size_t(m)]), median_or_nan(per_mark[1][size_t(m)]));
     }
   }
 }

@@ -263,10 +263,12 @@ __device__ __forceinline__ void mark(const MegakernelArgs& a, const Smem& s, Mar
   }
 }
 
-// Profiling: the latest time any warp of CTA 0 reached mark m (lane 0 of each warp; the slot is
-// cleared by reset_mark_max at the start of the phase, ordered by a later __syncthreads()).
-__device__ __forceinline__ void mark_max(const MegakernelArgs& a, const Smem& s, Mark m) {
-  if (a.phase_times != nullptr && blockIdx.x == 0 && (threadIdx.x & 31) == 0) {
+// Profiling: the latest time any warp of CTA 0 (or of any CTA) reached mark m (lane 0 of each
+// warp; the slot is cleared by reset_mark_max, for CTA 0 at the start of the phase, ordered by a
+// later __syncthreads(); for any CTA in the phase before, ordered by the grid barrier).
+__device__ __forceinline__ void mark_max(const MegakernelArgs& a, const Smem& s, Mark m,
+                                         bool any_cta = false) {
+  if (a.phase_times != nullptr && (any_cta || blockIdx.x == 0) && (threadIdx.x & 31) == 0) {
     atomicMax(reinterpret_cast<unsigned long long*>(a.phase_times + 2 + a.num_layers * int(kNumPhases) +
                                                     s.layer * kNumMarks + int(m)),
               static_cast<unsigned long long>(dev::global_timer_ns()));
@@ -338,6 +340,7 @@ __device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L,
   const uint16_t* emb = a.embed + size_t(token) * a.hidden;
   rmsnorm_to_smem(s.act, x, emb, L.attn_norm, a.hidden, a.rms_norm_eps, s);
   mark(a, s, Mark::kQkvNorm);
+  reset_mark_max(a, s, Mark::kAttnTilesAll);  // written by every CTA in the attention phase
   const int half = kHeadDim / 2;
   const int q_heads = a.num_heads, kv_heads = a.num_kv_heads;
   const int units = (q_heads + 2 * kv_heads) * half;
@@ -397,7 +400,6 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   const WarpCoords w = warp_coords();
   const int q_dim = a.num_heads * kHeadDim, kv_dim = a.num_kv_heads * kHeadDim;
 
-  reset_mark_max(a, s, Mark::kAttnTilesAll);
   reset_mark_max(a, s, Mark::kAttnMergeAll);
   float* q_s = s.act;                                  // [group][64]
   float* warp_state = s.act + kMaxGroup * kHeadDim;    // [kWarps][group][66]
@@ -503,7 +505,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     dev::sync_warp();  // the next tile's copies overwrite v_tile
   }
   mark(a, s, Mark::kAttnTiles);
-  mark_max(a, s, Mark::kAttnTilesAll);
+  mark_max(a, s, Mark::kAttnTilesAll, /*any_cta=*/true);
   // Warp states -> shared memory; the heads of the other set are marked empty (m = -inf).
   constexpr int kState = kHeadDim + 2;
   for (int h = 0; h < group; ++h) {

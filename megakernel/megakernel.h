@@ -34,7 +34,7 @@ inline constexpr MarkInfo kMarkInfo[kNumMarks] = {
     {Phase::kNormQkvRope, "rmsnorm"},      {Phase::kNormQkvRope, "gemv + rope"},
     {Phase::kAttention, "q to smem"},      {Phase::kAttention, "1st tile scores"},
     {Phase::kAttention, "1st tile softmax"}, {Phase::kAttention, "1st tile V wait"},
-    {Phase::kAttention, "key tiles"},      {Phase::kAttention, "tiles, last warp"},
+    {Phase::kAttention, "key tiles"},      {Phase::kAttention, "tiles, any CTA"},
     {Phase::kAttention, "cta merge"},      {Phase::kAttention, "merge, last warp"},
     {Phase::kAttention, "cta barrier"},
     {Phase::kAttention, "fence + atomic"}, {Phase::kAttention, "publish split"},
