@@ -42,14 +42,17 @@ uint8_t host_float_to_fp8_e4m3(float f) { return float_to_fp8_e4m3(f); }
 float host_e8m0_to_float(uint8_t s) { return e8m0_to_float(s); }
 float host_fp4_value(uint8_t nibble) { return kFp4Values[nibble & 15]; }
 
-RefVec gemv_bf16(const uint16_t* w, int64_t rows, int k, const float* x, const uint16_t* bias) {
+namespace {
+// y[row] = sum_i weight(row, i) * x[i] (+ bias[row]) in FP64, with the sum of |terms| as the
+// rounding scale; rows in parallel.
+template <class Weight>
+RefVec gemv_ref(int64_t rows, int k, const float* x, const uint16_t* bias, Weight weight) {
   RefVec r{std::vector<double>(size_t(rows)), std::vector<double>(size_t(rows))};
   parallel_rows(rows, [&](int64_t begin, int64_t end) {
     for (int64_t row = begin; row < end; ++row) {
-      const uint16_t* wr = w + row * k;
       double acc = 0.0, mag = 0.0;
       for (int i = 0; i < k; ++i) {
-        const double t = double(bf16_to_float(wr[i])) * double(x[i]);
+        const double t = weight(row, i) * double(x[i]);
         acc += t;
         mag += std::fabs(t);
       }
@@ -63,6 +66,12 @@ RefVec gemv_bf16(const uint16_t* w, int64_t rows, int k, const float* x, const u
     }
   });
   return r;
+}
+}  // namespace
+
+RefVec gemv_bf16(const uint16_t* w, int64_t rows, int k, const float* x, const uint16_t* bias) {
+  return gemv_ref(rows, k, x, bias,
+                  [&](int64_t row, int i) { return double(bf16_to_float(w[row * k + i])); });
 }
 
 double mxfp4_value(const uint8_t* row_blocks, const uint8_t* row_scales, int k) {
@@ -73,28 +82,10 @@ double mxfp4_value(const uint8_t* row_blocks, const uint8_t* row_scales, int k) 
 
 RefVec gemv_mxfp4(const uint8_t* blocks, const uint8_t* scales, int64_t rows, int k, const float* x,
                   const uint16_t* bias) {
-  RefVec r{std::vector<double>(size_t(rows)), std::vector<double>(size_t(rows))};
   const int nb = k / 32;
-  parallel_rows(rows, [&](int64_t begin, int64_t end) {
-    for (int64_t row = begin; row < end; ++row) {
-      const uint8_t* rb = blocks + row * nb * 16;
-      const uint8_t* rs = scales + row * nb;
-      double acc = 0.0, mag = 0.0;
-      for (int i = 0; i < k; ++i) {
-        const double t = mxfp4_value(rb, rs, i) * double(x[i]);
-        acc += t;
-        mag += std::fabs(t);
-      }
-      if (bias) {
-        const double b = bf16_to_float(bias[row]);
-        acc += b;
-        mag += std::fabs(b);
-      }
-      r.value[size_t(row)] = acc;
-      r.scale[size_t(row)] = mag;
-    }
+  return gemv_ref(rows, k, x, bias, [&](int64_t row, int i) {
+    return mxfp4_value(blocks + row * nb * 16, scales + row * nb, i);
   });
-  return r;
 }
 
 void quantize_fp8_blocks(const float* x, int k, uint8_t* codes, uint8_t* scales) {
