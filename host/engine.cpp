@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -12,6 +13,7 @@
 
 #include "host/error.h"
 #include "host/gpu.h"
+#include "host/megakernel_launch.h"
 #include "host/reference/ops.h"
 #include "host/synth_gpu.h"
 #include "megakernel/megakernel.h"
@@ -87,8 +89,7 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   }
   const gpu::DeviceInfo dev = gpu::device_info();
   gpu::require_hopper(dev);
-  grid_ = mk::megakernel_grid_size();
-  if (grid_ == 0) throw Error("the megakernel cannot be resident on this GPU (occupancy 0)");
+  grid_ = megakernel_grid_size();
 
   // Plan every allocation first, so a too-small GPU is reported before anything is uploaded.
   const std::vector<TensorSpec> specs = canonical_tensors(c);
@@ -217,7 +218,8 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   a.max_context = opts_.max_context;
   a.rms_norm_eps = c.rms_norm_eps;
   a.swiglu_limit = c.swiglu_limit;
-  mk::check_megakernel_shapes(a);
+  a.max_splits = max_splits;
+  const mk::Schedule schedule = plan_megakernel(&a, grid_);
 
   size_t idx = 0;
   a.embed = static_cast<const uint16_t*>(dev_ptr[idx++]);
@@ -264,7 +266,13 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     a.rope_table = t;
   }
 
-  a.max_splits = max_splits;
+  // The weight stream's work list (megakernel/schedule.h), read once by every CTA.
+  {
+    const size_t bytes = sizeof(mk::WorkSegment) * schedule.segments.size();
+    auto* segments = static_cast<mk::WorkSegment*>(alloc(bytes, "work list"));
+    gpu::copy_to_device(segments, schedule.segments.data(), bytes);
+    a.work_segments = segments;
+  }
   a.x = static_cast<float*>(alloc(sizeof(float) * c.hidden, "activations"));
   a.qkv = static_cast<uint16_t*>(alloc(2 * size_t(c.qkv_dim()), "activations"));
   a.attn_partial = static_cast<float*>(
@@ -295,6 +303,7 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   a.stop_phase = -1;
   a.start_layer = 0;
   a.phase_mask = ~0u;
+  if (const char* e = std::getenv("GPTOSS_MK_EXPERIMENT")) a.experiment = uint32_t(std::strtoul(e, nullptr, 0));
 }
 
 GpuEngine::~GpuEngine() {
@@ -316,7 +325,7 @@ void GpuEngine::launch(int token, int pos) {
   args_.pos = pos;
   if (!events_) events_ = std::make_unique<EventPair>();
   events_->timer.start();
-  mk::launch_megakernel(args_, grid_, nullptr);
+  launch_megakernel(args_, grid_, nullptr);
   events_->timer.stop();
   gpu::synchronize();
   last_kernel_ms_ = events_->timer.elapsed_ms();
@@ -340,7 +349,8 @@ int GpuEngine::step(int token, int pos) {
   launch(token, pos);
   int32_t next = -1;
   gpu::copy_to_host(&next, args_.token_out, sizeof(next));
-  if (args_.phase_mask != ~0u) return 0;  // profiling run: the output is meaningless
+  // Profiling and timing experiments: the output is meaningless.
+  if (args_.phase_mask != ~0u || args_.experiment != 0) return 0;
   if (next < 0 || next >= config_.vocab_size) {
     throw Error(fmt::format("the megakernel produced no valid token at position {} (got {}): "
                             "the logits are NaN", pos, next),

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 
 #include "megakernel/kernel_args.h"
 #include "megakernel/phases.h"
@@ -45,17 +46,28 @@ inline constexpr MarkInfo kMarkInfo[kNumMarks] = {
 inline constexpr size_t phase_times_count(int num_layers) {
   return 2 + size_t(num_layers) * (kNumPhases + size_t(kNumMarks));
 }
+// The slots of phase_times (the one place that knows the layout): the kernel's start, the time the
+// barrier after (layer, phase) released CTA 0, the end of the LM head, mark m of a layer.
+inline constexpr size_t kStartSlot = 0;
+inline constexpr size_t phase_end_slot(int layer, int phase) {
+  return 1 + size_t(layer) * kNumPhases + size_t(phase);
+}
+inline constexpr size_t lm_head_end_slot(int num_layers) { return 1 + size_t(num_layers) * kNumPhases; }
+inline constexpr size_t mark_slot(int num_layers, int layer, Mark m) {
+  return 2 + size_t(num_layers) * kNumPhases + size_t(layer) * kNumMarks + size_t(m);
+}
 
 // Threads per CTA the kernel is compiled for.
 int megakernel_threads();
-// CTAs for one CTA per SM when the occupancy API says the kernel fits; 0 when it does not.
-int megakernel_grid_size();
-// Dynamic shared memory the kernel needs for these dimensions.
+// The __global__ function, for the host's occupancy queries and its cooperative launch
+// (host/megakernel_launch.cpp): the kernel takes one MegakernelArgs by value.
+const void* megakernel_entry();
+// Dynamic shared memory the kernel needs for these dimensions and args.ring.
 size_t megakernel_smem_bytes(const MegakernelArgs& args);
-// Throws gptoss::Error if the model's dimensions are outside what the kernel is compiled for.
-void check_megakernel_shapes(const MegakernelArgs& args);
-// One cooperative launch = one decode step (asynchronous on `stream`; null = default stream).
-// Throws gptoss::Error if the grid cannot be co-resident or the launch fails.
-void launch_megakernel(const MegakernelArgs& args, int grid, void* stream);
+// Shared memory the kernel needs besides the weight ring (what plan_ring may not use).
+size_t megakernel_smem_bytes_without_ring(const MegakernelArgs& args);
+// Empty when the kernel supports the model's dimensions (and args.ring/max_splits for a grid of
+// `grid` CTAs, when grid > 0), else what does not fit.
+std::string megakernel_shape_problem(const MegakernelArgs& args, int grid);
 
 }  // namespace gptoss::mk

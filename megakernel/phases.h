@@ -37,4 +37,13 @@ static_assert(kPhaseNames.size() == kNumPhases, "one name per phase");
 
 constexpr std::string_view phase_name(Phase p) { return kPhaseNames[static_cast<size_t>(p)]; }
 
+// After the last layer: the final RMSNorm and the LM head with a fused argmax (its weights stream
+// through the same ring as the layers'; `phase_mask` bit kLmHeadPhase runs it).
+inline constexpr int kLmHeadPhase = static_cast<int>(kNumPhases);
+inline constexpr std::string_view kLmHeadName = "lm_head";
+// Every phase of a step: the layer phases then the LM head (index kLmHeadPhase).
+constexpr std::string_view step_phase_name(int p) {
+  return p == kLmHeadPhase ? kLmHeadName : kPhaseNames[static_cast<size_t>(p)];
+}
+
 }  // namespace gptoss::mk

@@ -1,0 +1,487 @@
+// kernel_common.cuh — what every phase of the persistent kernel shares: the CTA shape, the
+// shared-memory layout (weight ring, activation region, partial sums, scratch), small conversions,
+// the block-scope RMSNorm and activation copies, the BF16 dot products and the profiling marks.
+// Included by megakernel.cu only (one translation unit); block scope = the CTA's kThreads threads.
+#pragma once
+
+#include <climits>
+
+#include "device_ops/gemv_mxfp4.cuh"
+#include "device_ops/platform.cuh"
+#include "megakernel/kernel_args.h"
+#include "megakernel/megakernel.h"
+#include "megakernel/phases.h"
+#include "megakernel/schedule.h"
+#include "megakernel/work_item.h"
+
+namespace gptoss::mk::kernel {
+
+// The consumers: kThreads threads (kWarps warps) that compute every phase; block-scope code in the
+// kernel means these threads, synchronised by consumer_sync(). With the bulk-copy engine one more
+// warp, the producer, issues the weight stream (weight_ring.cuh) and takes part in no barrier.
+// 15 consumer warps + the producer = 512 threads: 128 registers per thread (17 warps would be
+// budgeted as 20 by the register allocator: 96 registers and spills).
+constexpr int kWarps = 15;
+constexpr int kThreads = kWarps * 32;
+#if defined(__HIPCC__)
+constexpr int kProducerWarps = 0;  // no bulk-copy engine: the consumers copy (weight_ring.cuh)
+#else
+constexpr int kProducerWarps = 1;
+#endif
+constexpr int kBlockThreads = kThreads + 32 * kProducerWarps;
+constexpr int kProducerWarp = kWarps;  // its warp index
+
+// The consumer group for block-scope device ops (device_ops/platform.cuh: WholeBlock's contract).
+// Named barrier 1; barrier 0 (__syncthreads) would wait for the producer warp too.
+struct Consumers {
+  static __device__ __forceinline__ int size() { return kThreads; }
+  static __device__ __forceinline__ void sync() { dev::named_barrier_sync(1, kThreads); }
+};
+__device__ __forceinline__ void consumer_sync() { Consumers::sync(); }
+// Lanes, tiles and shuffles below are written for 32-lane warps (logical warps on wave64 AMD).
+static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps");
+// Attention: per-warp online-softmax states, reused by the split merge (one state per split).
+constexpr int kStateSlots = kWarps > kMaxAttentionSplits ? kWarps : kMaxAttentionSplits;
+constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
+constexpr int kMaxGroup = 8;        // query heads per KV head
+constexpr int kHeadSets = 2;        // attention: warps sharing a key tile, each with a share of the heads
+constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
+constexpr int kMaxTopK = 4;
+constexpr int kMaxExperts = 256;
+constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
+// MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores) over a tile in a ring slot: every
+// warp takes a share of the K steps; unroll 2 keeps two steps' shared-memory reads in flight.
+constexpr int kMxUnroll = 1;
+constexpr float kAttnScale = 0.125f;  // 1/sqrt(head_dim)
+constexpr float kSwigluAlpha = 1.702f;
+
+// ---- small device helpers -----------------------------------------------------------------
+
+__device__ __forceinline__ float bf16_bits_to_float(uint32_t bits16) {
+  return __uint_as_float(bits16 << 16);
+}
+__device__ __forceinline__ float bf_lo(uint32_t w) { return __uint_as_float(w << 16); }
+__device__ __forceinline__ float bf_hi(uint32_t w) { return __uint_as_float(w & 0xffff0000u); }
+__device__ __forceinline__ uint16_t float_to_bf16_bits(float f) {
+  return dev::bf16_bits_rn(f);
+}
+__device__ __forceinline__ float round_bf16(float f) {
+  return bf16_bits_to_float(float_to_bf16_bits(f));
+}
+
+// Weights are read once per token: stream them past L1.
+__device__ __forceinline__ uint4 ld_weight(const uint4* p) { return dev::load_evict_first(p); }
+// Activations written by other CTAs in this launch: read at L2 (L1 is not coherent).
+__device__ __forceinline__ float ld_act(const float* p) { return dev::load_l2(p); }
+__device__ __forceinline__ uint16_t ld_act(const uint16_t* p) { return dev::load_l2(p); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += dev::shfl_xor(v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, dev::shfl_xor(v, o));
+  return v;
+}
+
+// Shared memory of one CTA (dynamic): the weight ring's slots and mbarriers, a big activation
+// region, the slot consumers' partial sums and small scratch (layout: smem_layout()).
+struct Smem {
+  uint8_t* slots;    // [ring.stages][ring.slot_bytes] weight tiles (bulk-copy destinations)
+  uint64_t* full;    // [ring.stages] mbarriers: slot s holds its item's bytes
+  uint64_t* empty;   // [ring.stages] mbarriers: the consumers are done with slot s
+  float* act;        // activation region (see act_floats())
+  float* red;        // [2][kWarps * kSlotRedRows] per-slot partial sums, double-buffered by seq
+  float* ep;         // [kEpilogueFloats] the phase's epilogue inputs, prefetched at its start
+  uint16_t* vec;     // [max(hidden, q_dim)] bf16: the input vector of the BF16 slot GEMVs
+  WorkSegment* segs; // [kNumStreamSegments] this CTA's work list
+  struct StreamPtrs* ptrs;  // [num_layers] the streamed tensors of each layer (the issuer's copy)
+  double* dscratch;  // [kWarps]
+  float* scratch;    // [kWarps * 2]
+  int* sel;          // [kMaxTopK] chosen experts
+  float* sel_w;      // [kMaxTopK]
+  int* flag;         // [1]
+  int* sel_layer;    // [1] the layer whose experts s.sel holds (-1: none yet); read by the issuer
+  int layer;         // the layer being run (profiling marks)
+};
+// The tensors a layer streams through the ring, copied to shared memory at kernel start so that
+// the issuing thread never waits for a global load of the layer table.
+struct StreamPtrs {
+  const uint16_t* qkv_weight;
+  const uint16_t* out_weight;
+  const uint8_t* mlp1_blocks;
+  const uint8_t* mlp1_scales;
+  const uint8_t* mlp2_blocks;
+  const uint8_t* mlp2_scales;
+};
+// Rows of partial sums per warp and slot: an MXFP4 tile's 16 rows (BF16 slots use fewer).
+constexpr int kSlotRedRows = 16;
+
+__host__ __device__ constexpr int align16(int bytes) { return (bytes + 15) & ~15; }
+
+// Expert phases' shared memory, in bytes from the start of the activation region, for k-wide
+// inputs of `n` vectors: the inputs as floats, then one 16-byte aligned staging area per vector
+// (the GEMV's fragment order, bf16 or fp8), then the fp8 codes and scales, then the split-K
+// partial sums of experts_down.
+struct ExpertSmem {
+  int staged, staged_stride, codes, scales, red, total;
+};
+__host__ __device__ constexpr ExpertSmem expert_smem(int k, int n) {
+  ExpertSmem e{};
+  const int stride_bf16 = align16(dev::staged_bf16_bytes(k)), stride_fp8 = align16(dev::staged_fp8_bytes(k));
+  e.staged = align16(n * k * int(sizeof(float)));
+  e.staged_stride = stride_bf16 > stride_fp8 ? stride_bf16 : stride_fp8;
+  e.codes = e.staged + n * e.staged_stride;
+  e.scales = e.codes + align16(n * k);
+  e.red = e.scales + align16(n * (k / kMxBlock));
+  e.total = e.red + kWarps * dev::kMxfp4TileRows * int(sizeof(float));
+  return e;
+}
+
+__host__ __device__ inline int act_floats(int hidden, int q_dim, int topk, int inter) {
+  int n = hidden > q_dim ? hidden : q_dim;
+  const int up = expert_smem(hidden, 1).total / int(sizeof(float));
+  const int down = expert_smem(inter, topk).total / int(sizeof(float));
+  n = n > up ? n : up;
+  n = n > down ? n : down;
+  const int attn = kMaxGroup * kHeadDim + kStateSlots * kMaxGroup * (kHeadDim + 2) +
+                   kWarps * 32 * kHeadDim / 2;  // q, warp states, per-warp V tiles (bf16 pairs)
+  return n > attn ? n : attn;
+}
+
+// Byte offsets of the dynamic shared memory (host and device agree through this one function).
+struct SmemLayout {
+  size_t slots, full, act, red, ep, vec, segs, ptrs, small, total;
+};
+__host__ __device__ inline SmemLayout smem_layout(const MegakernelArgs& a) {
+  SmemLayout l{};
+  l.slots = 0;
+  l.full = l.slots + size_t(a.ring.stages) * size_t(a.ring.slot_bytes);
+  l.act = l.full + 16 * size_t(a.ring.stages > 0 ? a.ring.stages : 0);  // full and empty
+  l.act = (l.act + 15) & ~size_t(15);
+  l.red = l.act + sizeof(float) * size_t(act_floats(a.hidden, a.num_heads * a.head_dim,
+                                                    a.experts_per_token, a.intermediate));
+  l.ep = l.red + sizeof(float) * 2 * kWarps * kSlotRedRows;
+  l.vec = l.ep + sizeof(float) * kEpilogueFloats;
+  const int q_dim = a.num_heads * a.head_dim;
+  l.segs = l.vec + 2 * size_t(a.hidden > q_dim ? a.hidden : q_dim);
+  l.segs = (l.segs + 15) & ~size_t(15);
+  l.ptrs = l.segs + sizeof(WorkSegment) * kNumStreamSegments;
+  l.small = l.ptrs + sizeof(StreamPtrs) * size_t(a.num_layers > 0 ? a.num_layers : 0);
+  // dscratch (doubles), scratch, sel, sel_w, flag, sel_layer
+  l.total = l.small + sizeof(double) * kWarps + sizeof(float) * 2 * kWarps +
+            sizeof(int) * (2 * kMaxTopK + 2);
+  return l;
+}
+
+__device__ Smem carve_smem(uint8_t* base, const MegakernelArgs& a) {
+  const SmemLayout l = smem_layout(a);
+  Smem s;
+  s.slots = base + l.slots;
+  s.full = reinterpret_cast<uint64_t*>(base + l.full);
+  s.empty = s.full + (a.ring.stages > 0 ? a.ring.stages : 0);
+  s.act = reinterpret_cast<float*>(base + l.act);
+  s.red = reinterpret_cast<float*>(base + l.red);
+  s.ep = reinterpret_cast<float*>(base + l.ep);
+  s.vec = reinterpret_cast<uint16_t*>(base + l.vec);
+  s.segs = reinterpret_cast<WorkSegment*>(base + l.segs);
+  s.ptrs = reinterpret_cast<StreamPtrs*>(base + l.ptrs);
+  uint8_t* p = base + l.small;
+  s.dscratch = reinterpret_cast<double*>(p);
+  p += sizeof(double) * kWarps;
+  s.scratch = reinterpret_cast<float*>(p);
+  p += sizeof(float) * 2 * kWarps;
+  s.sel = reinterpret_cast<int*>(p);
+  p += sizeof(int) * kMaxTopK;
+  s.sel_w = reinterpret_cast<float*>(p);
+  p += sizeof(float) * kMaxTopK;
+  s.flag = reinterpret_cast<int*>(p);
+  s.sel_layer = s.flag + 1;
+  s.layer = 0;
+  return s;
+}
+
+// RMSNorm of the residual into shared memory: out[k] = bf16((x_k * r) * gain_k) as floats, with
+// r = float(1 / sqrt(mean(x^2) + eps)) and the mean accumulated in FP64 as the CPU reference
+// does. `x_f32` is the residual (or null with `x_bf16` the embedding row at layer 0). One pass:
+// each thread loads 8-value chunks with 16-byte loads (x and its gain issued together), keeps x
+// in `out` until the statistics are known. n % 8 == 0. Block scope; one __syncthreads() on exit.
+__device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* x_bf16,
+                                const uint16_t* gain, int n, float eps, const Smem& s,
+                                uint16_t* out_bf16 = nullptr) {
+  const int chunks = n / 8;
+  double sum = 0;
+  uint4 first_gain = make_uint4(0, 0, 0, 0);
+  for (int c = threadIdx.x; c < chunks; c += kThreads) {
+    float v[8];
+    if (c == int(threadIdx.x)) first_gain = dev::load_stream_16B(gain + 8 * c);
+    if (x_f32) {
+      const float4 lo = dev::load_l2(reinterpret_cast<const float4*>(x_f32) + 2 * c);
+      const float4 hi = dev::load_l2(reinterpret_cast<const float4*>(x_f32) + 2 * c + 1);
+      v[0] = lo.x, v[1] = lo.y, v[2] = lo.z, v[3] = lo.w, v[4] = hi.x, v[5] = hi.y, v[6] = hi.z, v[7] = hi.w;
+    } else {
+      const uint4 b = dev::load_stream_16B(x_bf16 + 8 * c);
+      const uint32_t words[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) v[2 * i] = bf_lo(words[i]), v[2 * i + 1] = bf_hi(words[i]);
+    }
+#pragma unroll
+    for (int i = 0; i < 8; ++i) sum += double(v[i]) * double(v[i]);
+    *reinterpret_cast<float4*>(out + 8 * c) = make_float4(v[0], v[1], v[2], v[3]);
+    *reinterpret_cast<float4*>(out + 8 * c + 4) = make_float4(v[4], v[5], v[6], v[7]);
+  }
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) sum += dev::shfl_xor(sum, o);
+  const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
+  if (lane == 0) s.dscratch[warp] = sum;
+  consumer_sync();
+  double total = 0;
+  for (int w = 0; w < kWarps; ++w) total += s.dscratch[w];
+  const float r = float(1.0 / sqrt(total / n + double(eps)));
+  for (int c = threadIdx.x; c < chunks; c += kThreads) {
+    const uint4 g = c == int(threadIdx.x) ? first_gain : dev::load_stream_16B(gain + 8 * c);
+    const uint32_t words[4] = {g.x, g.y, g.z, g.w};
+    float* o = out + 8 * c;
+    uint32_t packed[4];
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      const uint16_t lo = float_to_bf16_bits((o[2 * i] * r) * bf_lo(words[i]));
+      const uint16_t hi = float_to_bf16_bits((o[2 * i + 1] * r) * bf_hi(words[i]));
+      o[2 * i] = bf16_bits_to_float(lo);
+      o[2 * i + 1] = bf16_bits_to_float(hi);
+      packed[i] = uint32_t(lo) | (uint32_t(hi) << 16);
+    }
+    if (out_bf16) {
+      *reinterpret_cast<uint4*>(out_bf16 + 8 * c) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+    }
+  }
+  consumer_sync();
+}
+
+// n BF16 activations written earlier in this launch (read at L2) into shared memory as floats,
+// 16-byte loads, up to kLoadBatch per thread in flight. n % 8 == 0, both 16-byte aligned.
+// Block scope; no synchronization (callers __syncthreads() before reading `out`).
+constexpr int kLoadBatch = 4;
+__device__ void bf16_act_to_smem(float* out, const uint16_t* src, int n) {
+  const uint4* s4 = reinterpret_cast<const uint4*>(src);
+  const int chunks = n / 8;
+  for (int c0 = threadIdx.x; c0 < chunks; c0 += kThreads * kLoadBatch) {
+    uint4 v[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int c = c0 + u * kThreads;
+      if (c < chunks) v[u] = dev::load_l2(s4 + c);
+    }
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int c = c0 + u * kThreads;
+      if (c >= chunks) break;
+      float4* o = reinterpret_cast<float4*>(out + 8 * c);
+      o[0] = make_float4(bf_lo(v[u].x), bf_hi(v[u].x), bf_lo(v[u].y), bf_hi(v[u].y));
+      o[1] = make_float4(bf_lo(v[u].z), bf_hi(v[u].z), bf_lo(v[u].w), bf_hi(v[u].w));
+    }
+  }
+}
+
+// Dot products of BF16 weight rows with a plain-layout FP32 vector in shared memory; the
+// result is valid in every lane.
+__device__ __forceinline__ float dot8(uint4 w, const float* t) {
+  const float4 a = *reinterpret_cast<const float4*>(t);
+  const float4 b = *reinterpret_cast<const float4*>(t + 4);
+  float acc = bf_lo(w.x) * a.x;
+  acc = fmaf(bf_hi(w.x), a.y, acc);
+  acc = fmaf(bf_lo(w.y), a.z, acc);
+  acc = fmaf(bf_hi(w.y), a.w, acc);
+  acc = fmaf(bf_lo(w.z), b.x, acc);
+  acc = fmaf(bf_hi(w.z), b.y, acc);
+  acc = fmaf(bf_lo(w.w), b.z, acc);
+  acc = fmaf(bf_hi(w.w), b.w, acc);
+  return acc;
+}
+
+__device__ __forceinline__ float warp_dot_bf16(const uint16_t* row, const float* t, int k) {
+  const int lane = threadIdx.x & 31;
+  const uint4* w = reinterpret_cast<const uint4*>(row);
+  const int chunks = k / 8;
+  float acc = 0.0f;
+#pragma unroll 4
+  for (int c = lane; c < chunks; c += 32) acc += dot8(ld_weight(w + c), t + 8 * c);
+  return warp_sum(acc);
+}
+
+__device__ __forceinline__ float swiglu(float gate, float up, float limit) {
+  const float g = fminf(gate, limit);
+  const float u = fmaxf(fminf(up, limit), -limit);
+  return g / (1.0f + __expf(-kSwigluAlpha * g)) * (u + 1.0f);
+}
+
+struct WarpCoords {
+  int lane, warp, global_warp, num_warps;
+};
+
+__device__ __forceinline__ WarpCoords warp_coords() {
+  WarpCoords c;
+  c.lane = threadIdx.x & 31;
+  c.warp = threadIdx.x >> 5;
+  c.global_warp = blockIdx.x * kWarps + c.warp;
+  c.num_warps = gridDim.x * kWarps;
+  return c;
+}
+
+// Profiling: CTA 0 thread 0 records the global timer at mark m of the current layer.
+__device__ __forceinline__ void mark(const MegakernelArgs& a, const Smem& s, Mark m) {
+  if (a.phase_times != nullptr && blockIdx.x == 0 && threadIdx.x == 0) {
+    a.phase_times[mark_slot(a.num_layers, s.layer, m)] =
+        dev::global_timer_ns();
+  }
+}
+
+// Profiling: the latest time any warp of CTA 0 (or of any CTA) reached mark m (lane 0 of each
+// warp; the slot is cleared by reset_mark_max, for CTA 0 at the start of the phase, ordered by a
+// later consumer_sync(); for any CTA in the phase before, ordered by the grid barrier).
+__device__ __forceinline__ void mark_max(const MegakernelArgs& a, const Smem& s, Mark m,
+                                         bool any_cta = false) {
+  if (a.phase_times != nullptr && (any_cta || blockIdx.x == 0) && (threadIdx.x & 31) == 0) {
+    atomicMax(reinterpret_cast<unsigned long long*>(a.phase_times + mark_slot(a.num_layers, s.layer, m)),
+              static_cast<unsigned long long>(dev::global_timer_ns()));
+  }
+}
+__device__ __forceinline__ void reset_mark_max(const MegakernelArgs& a, const Smem& s, Mark m) {
+  if (a.phase_times != nullptr && blockIdx.x == 0 && threadIdx.x == 0) {
+    a.phase_times[mark_slot(a.num_layers, s.layer, m)] = 0;
+  }
+}
+
+// ---- phases ---------------------------------------------------------------------------------
+
+// Block-level GEMV for the BF16 phases: a CTA owns a contiguous range of rows (so every SM
+// streams the same number of bytes) and its warps split as kRowGroups x kKSplit (rows x K
+// quarters). Rows i in [0, n_rows): row(i) gives the row's k BF16 weights (16-byte aligned);
+// t = k floats in shared memory. On return (after a __syncthreads()) red[i * kKSplit + q] holds
+// the partial sum of K quarter q: callers add the quarters in order. red: n_rows * kKSplit floats
+// of shared memory.
+constexpr int kKSplit = 4;
+constexpr int kRowGroups = kWarps / kKSplit;
+constexpr int kGemvRows = 4;  // rows per warp iteration (their loads are in flight together)
+
+template <class RowFn>
+__device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, float* red) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int q = warp % kKSplit, group = warp / kKSplit;
+  const int chunks = k / 8;
+  const int c_begin = chunks * q / kKSplit, c_end = chunks * (q + 1) / kKSplit;
+  // Warps past kRowGroups * kKSplit (kWarps is odd) take no rows.
+  for (int i0 = group < kRowGroups ? group : n_rows; i0 < n_rows; i0 += kGemvRows * kRowGroups) {
+    const uint4* w[kGemvRows];
+    float acc[kGemvRows];
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const int i = i0 + r * kRowGroups;
+      w[r] = i < n_rows ? reinterpret_cast<const uint4*>(row(i)) : nullptr;
+      acc[r] = 0.0f;
+    }
+#pragma unroll 2
+    for (int c = c_begin + lane; c < c_end; c += 32) {
+      uint4 v[kGemvRows];
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) v[r] = w[r] ? ld_weight(w[r] + c) : make_uint4(0, 0, 0, 0);
+#pragma unroll
+      for (int r = 0; r < kGemvRows; ++r) acc[r] += dot8(v[r], t + 8 * c);
+    }
+#pragma unroll
+    for (int r = 0; r < kGemvRows; ++r) {
+      const float sum = warp_sum(acc[r]);
+      if (lane == 0 && w[r]) red[(i0 + r * kRowGroups) * kKSplit + q] = sum;
+    }
+  }
+  consumer_sync();
+}
+
+__device__ __forceinline__ float sum_splits(const float* red, int i) {
+  float v = 0.0f;
+#pragma unroll
+  for (int q = 0; q < kKSplit; ++q) v += red[i * kKSplit + q];
+  return v;
+}
+
+// Phase kNormQkvRope: t = rmsnorm(x); qkv = W t + b; RoPE on q and k; k, v appended to the cache.
+
+// A BF16 ring slot against a vector: `rows` (<= kMaxSlotRows) rows of k values, row r at
+// slot + r * k * 2 bytes, and t = the vector as k bf16 values in shared memory (16-byte aligned).
+// Warp w takes the same share of K of every row, so each chunk of t is read once and reused for all
+// rows (shared-memory reads: the slot once, t once); red[w * kSlotRedRows + r] gets its partial sum
+// of row r (slot_row_sum adds them in warp order). Block scope, no synchronization (the slot's
+// release orders red before its readers).
+constexpr int kMaxSlotRows = 4;
+__device__ __forceinline__ void slot_gemv_bf16(float* red, const uint8_t* slot, int rows, int k,
+                                               const uint16_t* t) {
+  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
+  const int chunks = k / 8, c_begin = chunks * warp / kWarps, c_end = chunks * (warp + 1) / kWarps;
+  float acc[kMaxSlotRows];
+#pragma unroll
+  for (int r = 0; r < kMaxSlotRows; ++r) acc[r] = 0.0f;
+  for (int c = c_begin + lane; c < c_end; c += 32) {
+    const uint4 tv = *reinterpret_cast<const uint4*>(t + 8 * c);
+    const float tf[8] = {bf_lo(tv.x), bf_hi(tv.x), bf_lo(tv.y), bf_hi(tv.y),
+                         bf_lo(tv.z), bf_hi(tv.z), bf_lo(tv.w), bf_hi(tv.w)};
+#pragma unroll
+    for (int r = 0; r < kMaxSlotRows; ++r) {
+      if (r < rows) {
+        const uint4 w = *reinterpret_cast<const uint4*>(slot + (size_t(r) * k + 8 * c) * 2);
+        float v = bf_lo(w.x) * tf[0];
+        v = fmaf(bf_hi(w.x), tf[1], v);
+        v = fmaf(bf_lo(w.y), tf[2], v);
+        v = fmaf(bf_hi(w.y), tf[3], v);
+        v = fmaf(bf_lo(w.z), tf[4], v);
+        v = fmaf(bf_hi(w.z), tf[5], v);
+        v = fmaf(bf_lo(w.w), tf[6], v);
+        v = fmaf(bf_hi(w.w), tf[7], v);
+        acc[r] += v;
+      }
+    }
+  }
+#pragma unroll
+  for (int r = 0; r < kMaxSlotRows; ++r) {
+    if (r < rows) {
+      const float v = warp_sum(acc[r]);
+      if (lane == 0) red[warp * kSlotRedRows + r] = v;
+    }
+  }
+}
+
+// Row r of a slot: the warps' partial sums added in warp order.
+__device__ __forceinline__ float slot_row_sum(const float* red, int r) {
+  float v = 0.0f;
+  for (int w = 0; w < kWarps; ++w) v += red[w * kSlotRedRows + r];
+  return v;
+}
+
+// Epilogue inputs of a phase, prefetched at its start so that no item waits for a global load:
+// value e (< n <= kEpilogueFloats) is loaded by thread e % kThreads into pre[e / kThreads] and stored
+// to s.ep[e] before the phase's first slot is released (which orders it before every reader).
+constexpr int kEpiloguePerThread = kEpilogueFloats / kThreads;
+static_assert(kEpiloguePerThread * kThreads == kEpilogueFloats, "whole registers per thread");
+template <class ValueFn>
+__device__ __forceinline__ void epilogue_load(float (&pre)[kEpiloguePerThread], int n, ValueFn value) {
+#pragma unroll
+  for (int q = 0; q < kEpiloguePerThread; ++q) {
+    const int e = int(threadIdx.x) + q * kThreads;
+    pre[q] = e < n ? value(e) : 0.0f;
+  }
+}
+__device__ __forceinline__ void epilogue_store(const Smem& s, const float (&pre)[kEpiloguePerThread], int n) {
+#pragma unroll
+  for (int q = 0; q < kEpiloguePerThread; ++q) {
+    const int e = int(threadIdx.x) + q * kThreads;
+    if (e < n) s.ep[e] = pre[q];
+  }
+}
+
+// The partial-sum buffer of a slot (WeightStream::buf()).
+__device__ __forceinline__ float* slot_red(const Smem& s, int buf) {
+  return s.red + buf * kWarps * kSlotRedRows;
+}
+
+}  // namespace gptoss::mk::kernel
