@@ -76,7 +76,7 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
     engine.step(token, pos);  // same position: the cache is not extended while profiling
     if (i < o.warmup) continue;
     const std::vector<uint64_t> t = engine.read_phase_times();
-    const size_t end = 1 + size_t(layers) * kPhases;
+    const size_t end = mk::lm_head_end_slot(layers);
     std::vector<double> sum(kPhases + 1, 0.0);
     for (int kind = 0; kind < 2; ++kind) {
       std::vector<double> kind_sum(kPhases, 0.0);
@@ -85,7 +85,7 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
         if (int(c.is_sliding(l)) != kind) continue;
         ++kind_layers;
         for (int p = 0; p < kPhases; ++p) {
-          const size_t at = 1 + size_t(l) * kPhases + p;
+          const size_t at = mk::phase_end_slot(l, p);  // the slot before it ends the phase before
           sum[size_t(p)] += double(t[at] - t[at - 1]) * 1e-6;
           kind_sum[size_t(p)] += double(t[at] - t[at - 1]) * 1e-3;
         }
@@ -99,8 +99,8 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
         int n = 0;
         for (int l = 0; l < layers; ++l) {
           if (int(c.is_sliding(l)) != kind) continue;
-          const size_t at = 1 + size_t(l) * kPhases + p;
-          const uint64_t tm = t[end + 1 + size_t(l) * mk::kNumMarks + m];
+          const size_t at = mk::phase_end_slot(l, p);
+          const uint64_t tm = t[mk::mark_slot(layers, l, mk::Mark(m))];
           if (tm >= t[at - 1] && tm <= t[at]) {
             offsets += double(tm - t[at - 1]) * 1e-3;
             ++n;
@@ -111,7 +111,7 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
     }
     sum[kPhases] = double(t[end] - t[end - 1]) * 1e-6;
     for (int p = 0; p <= kPhases; ++p) per_phase[size_t(p)].push_back(sum[size_t(p)]);
-    totals.push_back(double(t[end] - t[0]) * 1e-6);
+    totals.push_back(double(t[end] - t[mk::kStartSlot]) * 1e-6);
   }
   fmt::print("phase times at context {}, {} experts (kernel timeline, median of {} steps): "
              "{:.4f} ms from CTA 0's start to the token\n", ctx, experts, o.num_tokens,
@@ -121,8 +121,8 @@ void print_phase_times(GpuEngine& engine, int token, int pos, int ctx, const std
              "full layers us", "sliding us");
   for (int p = 0; p <= kPhases; ++p) {
     const double ms = percentile(per_phase[size_t(p)], 0.5);
-    if (p == kPhases) {
-      fmt::print("  {:<14} {:9.4f}\n", "lm_head", ms);
+    if (p == mk::kLmHeadPhase) {
+      fmt::print("  {:<14} {:9.4f}\n", mk::kLmHeadName, ms);
       continue;
     }
     fmt::print("  {:<14} {:9.4f} {:12.2f} {:14.2f} {:14.2f}\n", mk::kPhaseNames[size_t(p)], ms,
@@ -225,11 +225,9 @@ void run_tpot(const TpotOptions& o) {
       const double all = time_mask(~0u);
       fmt::print("phase profile at context {} (median of {} steps): all phases {:.4f} ms, barriers "
                  "only {:.4f} ms\n", ctx, o.num_tokens, all, time_mask(0u));
-      const char* names[] = {"norm_qkv_rope", "attention", "out_proj", "router", "experts_up",
-                             "experts_down", "lm_head"};
-      for (int p = 0; p < 7; ++p) {
+      for (int p = 0; p <= mk::kLmHeadPhase; ++p) {
         const double without = time_mask(~(1u << p));
-        fmt::print("  {:<14} {:8.4f} ms\n", names[p], all - without);
+        fmt::print("  {:<14} {:8.4f} ms\n", mk::step_phase_name(p), all - without);
       }
     }
     if (o.phase_times) {
@@ -262,7 +260,7 @@ void run_tpot(const TpotOptions& o) {
             {"median_ms", med}, {"p10_ms", p10}, {"p90_ms", p90}, {"tokens_per_s", 1e3 / med},
             {"bytes_per_token", bytes}, {"achieved_gbs", gbs}, {"hbm_read_gbs", bw.read_gbs},
             {"floor_ms", floor_ms}, {"ratio_to_floor", med / floor_ms},
-            {"grid", engine->grid_size()}, {"syncs_per_token", c.num_layers * 6}};
+            {"grid", engine->grid_size()}, {"syncs_per_token", c.num_layers * int(mk::kNumPhases)}};
         fmt::print("{}\n", j.dump());
       }
     }

@@ -35,19 +35,6 @@ struct Mxfp4Matrix {
   int num_blocks;  // K / 32
 };
 
-// Where a GEMV reads its weights from: global memory (streamed past L1) or a shared-memory copy
-// (the megakernel's weight ring). Same layout either way.
-struct GlobalWeights {
-  static __device__ __forceinline__ uint4 block(const uint8_t* p) { return load_stream_16B(p); }
-  static __device__ __forceinline__ uint32_t scale(const uint8_t* p) { return load_readonly_u8(p); }
-};
-struct SharedWeights {
-  static __device__ __forceinline__ uint4 block(const uint8_t* p) {
-    return *reinterpret_cast<const uint4*>(p);
-  }
-  static __device__ __forceinline__ uint32_t scale(const uint8_t* p) { return *p; }
-};
-
 // Shared-memory bytes of staged activations for K values (num_blocks + 1 blocks: the last one is
 // zero and is what idle lanes read).
 __host__ __device__ constexpr int staged_bf16_bytes(int k) {
@@ -57,14 +44,14 @@ __host__ __device__ constexpr int staged_fp8_bytes(int k) {
   return (k / kMxfp4BlockElems + 1) * (kStagedFp8BlockBytes + int(sizeof(float)));
 }
 
-// ---- staging (block scope: all threads of Group call; ends with Group::sync()) -------------------
+// ---- staging (block scope; all threads call; ends with __syncthreads()) --------------------------
 // bf16 path: within each group of 8 values the order is 0,4,1,5,2,6,3,7, so that MMA j of a block
 // reads its B fragment (x[8q+p], x[8q+p+4], x[8q+p+1], x[8q+p+5]) with q = j/2, p = 2(j%2) as 8
 // consecutive bytes at offset 8j. x: K floats or bf16 values (already bf16-representable).
-template <class T, class Group = WholeBlock>
+template <class T>
 __device__ void stage_mxfp4_activations_bf16(uint8_t* staged, const T* x, int k) {
   const int nb = k / kMxfp4BlockElems;
-  for (int i = int(threadIdx.x); i < (nb + 1) * kMxfp4BlockElems; i += Group::size()) {
+  for (int i = int(threadIdx.x); i < (nb + 1) * kMxfp4BlockElems; i += int(blockDim.x)) {
     const int b = i / kMxfp4BlockElems, pos = i % kMxfp4BlockElems;
     const int src = (pos & ~7) + ((pos & 7) >> 1) + 4 * (pos & 1);
     float v = 0.0f;
@@ -77,38 +64,37 @@ __device__ void stage_mxfp4_activations_bf16(uint8_t* staged, const T* x, int k)
     }
     *reinterpret_cast<bf16*>(staged + b * kStagedBf16BlockBytes + 2 * pos) = float_to_bf16(v);
   }
-  Group::sync();
+  __syncthreads();
 }
 
 // fp8 path: per block 32 code bytes, word i (8 bytes) = codes of values 8i+0,2,4,6 then 8i+1,3,5,7
 // (matching the even/odd e4m3 registers of the weight decoder), then after all blocks one float
 // per block: 2^(scale - 127) * 2^6 (the 2^6 undoes the decoder's 2^-6). Scale bytes must be at most
 // 248 (block_quantize_fp8 produces at most 246).
-template <class Group = WholeBlock>
 __device__ inline void stage_mxfp4_activations_fp8(uint8_t* staged, const uint8_t* codes,
                                                    const uint8_t* scales, int k) {
   const int nb = k / kMxfp4BlockElems;
   float* factors = reinterpret_cast<float*>(staged + (nb + 1) * kStagedFp8BlockBytes);
-  for (int i = int(threadIdx.x); i < (nb + 1) * kMxfp4BlockElems; i += Group::size()) {
+  for (int i = int(threadIdx.x); i < (nb + 1) * kMxfp4BlockElems; i += int(blockDim.x)) {
     const int b = i / kMxfp4BlockElems, pos = i % kMxfp4BlockElems;
     const int word = pos >> 3, j = pos & 7;
     const int src = 8 * word + (j < 4 ? 2 * j : 2 * (j - 4) + 1);
     staged[i] = b < nb ? codes[b * kMxfp4BlockElems + src] : 0;
   }
-  for (int b = int(threadIdx.x); b <= nb; b += Group::size()) {
+  for (int b = int(threadIdx.x); b <= nb; b += int(blockDim.x)) {
     factors[b] = b < nb ? ldexpf(1.0f, int(scales[b]) - 127 - kE2m1ToE4m3Exponent) : 0.0f;
   }
-  Group::sync();
+  __syncthreads();
 }
 
 // ---- FP8 quantization of the expert input (notes/fp8.md) ----------------------------------------
 // Block scope: codes[K] (E4M3) and scales[K/32] (E8M0 bytes) from x[K] (floats or bf16, values
 // already bf16-representable). One warp per 32-value block. Bit-exact with the host rule.
 // No shared memory; no __syncthreads() (callers synchronize before reading the outputs).
-template <class T, class Group = WholeBlock>
+template <class T>
 __device__ void block_quantize_fp8(uint8_t* codes, uint8_t* scales, const T* x, int k) {
   const int nb = k / kMxfp4BlockElems;
-  for (int b = warp_id(); b < nb; b += Group::size() / kWarpSize) {
+  for (int b = warp_id(); b < nb; b += num_warps()) {
     const int i = b * kMxfp4BlockElems + lane_id();
     float v;
     if constexpr (std::is_same_v<T, bf16>) {
@@ -156,9 +142,8 @@ __device__ __forceinline__ void decode_block_bf16(uint32_t (&out)[4][4], const u
 // bf16 path. acc[0] = row row0 + lane/4, acc[1] = row row0 + lane/4 + 8 (every lane of a quad holds
 // its rows' sums); rows at or past w.rows are not read and their sums are zero. staged = the output
 // of stage_mxfp4_activations_bf16 for K = w.num_blocks * 32. Each lane keeps kUnroll * 2 16-byte
-// loads in flight. Src: GlobalWeights or SharedWeights (w's pointers in shared memory).
-// No synchronization.
-template <int kUnroll, class Src = GlobalWeights>
+// loads in flight. No synchronization.
+template <int kUnroll>
 __device__ __forceinline__ void warp_gemv_mxfp4_bf16(float (&acc)[2], const Mxfp4Matrix& w,
                                                      const uint8_t* __restrict__ staged, int row0,
                                                      int kb_begin, int kb_end) {
@@ -179,10 +164,10 @@ __device__ __forceinline__ void warp_gemv_mxfp4_bf16(float (&acc)[2], const Mxfp
       const int kb = kb0 + u * kMxfp4BlocksPerStep + tig;
       const bool in = kb < kb_end;
       // Idle lanes decode zeros with a finite multiplier (scale 127): their products are 0.
-      wa[u] = in && ok_a ? Src::block(blocks_a + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
-      wb[u] = in && ok_b ? Src::block(blocks_b + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
-      sa[u] = in && ok_a ? Src::scale(scales_a + kb) : 127u;
-      sb[u] = in && ok_b ? Src::scale(scales_b + kb) : 127u;
+      wa[u] = in && ok_a ? load_stream_16B(blocks_a + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
+      wb[u] = in && ok_b ? load_stream_16B(blocks_b + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
+      sa[u] = in && ok_a ? load_readonly_u8(scales_a + kb) : 127u;
+      sb[u] = in && ok_b ? load_readonly_u8(scales_b + kb) : 127u;
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -217,7 +202,7 @@ __device__ __forceinline__ void warp_gemv_mxfp4_bf16(float (&acc)[2], const Mxfp
 // lanes hold four blocks of each row; MMA i multiplies word i of every lane's block, and B column n
 // is non-zero only in lane n's k-slots, so column n of the result is block kb0 + n alone and can be
 // scaled by that block's two scales after the four MMAs.
-template <int kUnroll, class Src = GlobalWeights>
+template <int kUnroll>
 __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4Matrix& w,
                                                     const uint8_t* __restrict__ staged, int row0,
                                                     int kb_begin, int kb_end) {
@@ -239,8 +224,8 @@ __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4
     for (int u = 0; u < kUnroll; ++u) {
       const int kb = kb0 + u * kMxfp4BlocksPerStep + tig;
       const bool in = kb < kb_end;
-      wa[u] = in && ok_a ? Src::block(blocks_a + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
-      wb[u] = in && ok_b ? Src::block(blocks_b + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
+      wa[u] = in && ok_a ? load_stream_16B(blocks_a + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
+      wb[u] = in && ok_b ? load_stream_16B(blocks_b + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
@@ -267,8 +252,8 @@ __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4
         const int blk = step0 + 2 * tig + c;
         const bool live = tig < 2 && blk < kb_end;
         const float fa = live ? factors[blk] : 0.0f;
-        const float fwa = live && ok_a ? e8m0_to_float(Src::scale(scales_a + blk)) : 0.0f;
-        const float fwb = live && ok_b ? e8m0_to_float(Src::scale(scales_b + blk)) : 0.0f;
+        const float fwa = live && ok_a ? e8m0_to_float(load_readonly_u8(scales_a + blk)) : 0.0f;
+        const float fwb = live && ok_b ? e8m0_to_float(load_readonly_u8(scales_b + blk)) : 0.0f;
         acc_a = fmaf(d[c] * fa, fwa, acc_a);
         acc_b = fmaf(d[2 + c] * fa, fwb, acc_b);
       }

@@ -36,9 +36,8 @@ __device__ __forceinline__ uint32_t xorshift32(uint32_t& s) {
 }  // namespace detail
 
 // Held in registers by each CTA (only thread 0's copy is used). kTrap = false returns false from a
-// wait whose spin cap expired instead of trapping (for tests of the report). Group: the threads of
-// each CTA that take part (device_ops/platform.cuh; thread 0 must be one of them).
-template <bool kTrap = true, class Group = WholeBlock>
+// wait whose spin cap expired instead of trapping (for tests of the report).
+template <bool kTrap = true>
 class GridBarrier {
  public:
   __device__ GridBarrier(GridBarrierState* state, uint32_t num_ctas, const GridBarrierConfig& cfg)
@@ -51,7 +50,7 @@ class GridBarrier {
   // any CTA made before its call are visible to all threads after it. Returns false only when
   // kTrap is false and this CTA's wait hit the spin cap (every thread of the CTA gets the result).
   __device__ bool sync(uint32_t phase) {
-    Group::sync();  // the CTA's writes precede thread 0's release below (release is cumulative)
+    __syncthreads();  // the CTA's writes precede thread 0's release below (release is cumulative)
     bool ok = true;
     if (threadIdx.x == 0) {
       jitter();
@@ -79,14 +78,7 @@ class GridBarrier {
       }
       jitter();
     }
-    // The other threads read after thread 0's acquire.
-    if constexpr (kTrap) {
-      Group::sync();
-      return true;
-    } else {
-      static_assert(std::is_same_v<Group, WholeBlock>, "the non-trapping barrier reports per block");
-      return sync_block_and(ok);
-    }
+    return sync_block_and(ok);  // the other threads read after thread 0's acquire
   }
 
  private:

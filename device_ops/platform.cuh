@@ -129,27 +129,6 @@ __device__ __forceinline__ bool warp_all(bool pred) {
 // __syncthreads() that also returns whether pred was true in every thread of the block.
 __device__ __forceinline__ bool sync_block_and(bool pred) { return __syncthreads_and(pred) != 0; }
 
-// Barrier `id` (1..15; 0 is __syncthreads()) among the first `threads` threads of the CTA that
-// arrive at it (threads % kWarpSize == 0): a thread group that leaves other warps of the block
-// (e.g. a producer warp) running. On AMD: __syncthreads(), so there every thread must call it.
-__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
-#if defined(__HIPCC__)
-  (void)id;
-  (void)threads;
-  __syncthreads();
-#else
-  asm volatile("bar.sync %0, %1;" ::"r"(id), "r"(threads) : "memory");
-#endif
-}
-
-// The threads that run a block-scope device op: by default the whole block. A kernel with other
-// roles (the megakernel's producer warp) passes its own group: size() threads with
-// threadIdx.x < size(), synchronised by sync().
-struct WholeBlock {
-  static __device__ __forceinline__ int size() { return int(blockDim.x); }
-  static __device__ __forceinline__ void sync() { __syncthreads(); }
-};
-
 // Orders the shared-memory accesses of the lanes of a logical warp.
 __device__ __forceinline__ void sync_warp() {
 #if defined(__HIPCC__)

@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <cstdlib>
 #include <cstring>
 #include <thread>
 #include <vector>
@@ -219,7 +218,7 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   a.rms_norm_eps = c.rms_norm_eps;
   a.swiglu_limit = c.swiglu_limit;
   a.max_splits = max_splits;
-  const mk::Schedule schedule = plan_megakernel(&a, grid_);
+  check_megakernel(a, grid_);
 
   size_t idx = 0;
   a.embed = static_cast<const uint16_t*>(dev_ptr[idx++]);
@@ -266,13 +265,6 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     a.rope_table = t;
   }
 
-  // The weight stream's work list (megakernel/schedule.h), read once by every CTA.
-  {
-    const size_t bytes = sizeof(mk::WorkSegment) * schedule.segments.size();
-    auto* segments = static_cast<mk::WorkSegment*>(alloc(bytes, "work list"));
-    gpu::copy_to_device(segments, schedule.segments.data(), bytes);
-    a.work_segments = segments;
-  }
   a.x = static_cast<float*>(alloc(sizeof(float) * c.hidden, "activations"));
   a.qkv = static_cast<uint16_t*>(alloc(2 * size_t(c.qkv_dim()), "activations"));
   a.attn_partial = static_cast<float*>(
@@ -303,7 +295,6 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   a.stop_phase = -1;
   a.start_layer = 0;
   a.phase_mask = ~0u;
-  if (const char* e = std::getenv("GPTOSS_MK_EXPERIMENT")) a.experiment = uint32_t(std::strtoul(e, nullptr, 0));
 }
 
 GpuEngine::~GpuEngine() {
@@ -349,8 +340,7 @@ int GpuEngine::step(int token, int pos) {
   launch(token, pos);
   int32_t next = -1;
   gpu::copy_to_host(&next, args_.token_out, sizeof(next));
-  // Profiling and timing experiments: the output is meaningless.
-  if (args_.phase_mask != ~0u || args_.experiment != 0) return 0;
+  if (args_.phase_mask != ~0u) return 0;  // profiling run: the output is meaningless
   if (next < 0 || next >= config_.vocab_size) {
     throw Error(fmt::format("the megakernel produced no valid token at position {} (got {}): "
                             "the logits are NaN", pos, next),

@@ -11,18 +11,6 @@
 
 namespace gptoss::mk {
 
-struct WorkSegment;  // megakernel/work_item.h
-
-// Shape of the weight ring, planned on the host (plan_ring in megakernel/schedule.h).
-// Invariants (checked by plan_ring): slot_bytes % 128 == 0; every item fits one slot.
-struct RingShape {
-  int slot_bytes = 0;          // one weight tile
-  int stages = 0;              // slots in the ring (bytes in flight: up to stages - 1 slots)
-  int qkv_pairs_per_slot = 0;  // RoPE row pairs (rows i and i + head_dim/2 of a head)
-  int out_rows_per_slot = 0;   // out_proj rows (q_dim BF16 each)
-  int lm_rows_per_slot = 0;    // LM-head rows (hidden BF16 each)
-};
-
 // One layer's weights (canonical layout, host/tensor_spec.h) and KV cache.
 struct LayerArgs {
   const uint16_t* attn_norm;      // [hidden] bf16
@@ -76,12 +64,6 @@ struct MegakernelArgs {
   int32_t* token_out;      // the argmax token
   float* logits;           // [vocab] fp32, written only when non-null
 
-  // The weight stream (megakernel/schedule.h): CTA b's segments are
-  // work_segments[b * kNumStreamSegments ..], streamed through a ring of ring.stages slots of
-  // ring.slot_bytes.
-  const WorkSegment* work_segments;
-  RingShape ring;
-
   // Synchronisation state (device memory, zeroed once at allocation).
   GridBarrierState* barrier;     // the grid barrier (device_ops/grid_barrier.cuh), zeroed once
   GridBarrierConfig barrier_cfg; // debug: spin cap with hang report, jitter (random nanosleep)
@@ -94,11 +76,8 @@ struct MegakernelArgs {
   int stop_layer;          // debug: return after (stop_layer, stop_phase); -1 = run to the end
   int stop_phase;
   int start_layer;         // debug: begin at this layer with x already holding its input
-  uint32_t phase_mask;     // profiling: bit p runs phase p (bit kLmHeadPhase: the LM head); the
-                           // barriers run regardless, so skipping a phase measures its cost; a
-                           // skipped phase's weights are not streamed either
-  uint32_t experiment;     // debug/timing experiments (GPTOSS_MK_EXPERIMENT), 0 in production:
-                           // bit 0 ring phases skip their math, bit 1 only thread 0 polls a slot
+  uint32_t phase_mask;     // profiling: bit p runs phase p (bit kNumPhases: the LM head); the
+                           // barriers run regardless, so skipping a phase measures its cost
   uint64_t* phase_times;   // profiling, null = off: CTA 0 records the global timer (ns) at its
                            // start [0] and when the barrier after (layer, phase) releases it
                            // [1 + layer * kNumPhases + phase]; the CTA that reduces the LM head

@@ -1,6 +1,6 @@
 // kernel_common.cuh — what every phase of the persistent kernel shares: the CTA shape, the
-// shared-memory layout (weight ring, activation region, partial sums, scratch), small conversions,
-// the block-scope RMSNorm and activation copies, the BF16 dot products and the profiling marks.
+// shared-memory carve-up, small conversions, the block-scope RMSNorm and activation copies, the
+// BF16 CTA GEMV (contiguous row ranges, K split over warps) and the profiling marks.
 // Included by megakernel.cu only (one translation unit); block scope = the CTA's kThreads threads.
 #pragma once
 
@@ -11,37 +11,14 @@
 #include "megakernel/kernel_args.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
-#include "megakernel/schedule.h"
-#include "megakernel/work_item.h"
 
 namespace gptoss::mk::kernel {
 
-// The consumers: kThreads threads (kWarps warps) that compute every phase; block-scope code in the
-// kernel means these threads, synchronised by consumer_sync(). With the bulk-copy engine one more
-// warp, the producer, issues the weight stream (weight_ring.cuh) and takes part in no barrier.
-// 15 consumer warps + the producer = 512 threads: 128 registers per thread (17 warps would be
-// budgeted as 20 by the register allocator: 96 registers and spills).
-constexpr int kWarps = 15;
-constexpr int kThreads = kWarps * 32;
-#if defined(__HIPCC__)
-constexpr int kProducerWarps = 0;  // no bulk-copy engine: the consumers copy (weight_ring.cuh)
-#else
-constexpr int kProducerWarps = 1;
-#endif
-constexpr int kBlockThreads = kThreads + 32 * kProducerWarps;
-constexpr int kProducerWarp = kWarps;  // its warp index
-
-// The consumer group for block-scope device ops (device_ops/platform.cuh: WholeBlock's contract).
-// Named barrier 1; barrier 0 (__syncthreads) would wait for the producer warp too.
-struct Consumers {
-  static __device__ __forceinline__ int size() { return kThreads; }
-  static __device__ __forceinline__ void sync() { dev::named_barrier_sync(1, kThreads); }
-};
-__device__ __forceinline__ void consumer_sync() { Consumers::sync(); }
+constexpr int kThreads = 512;
+constexpr int kWarps = kThreads / 32;
 // Lanes, tiles and shuffles below are written for 32-lane warps (logical warps on wave64 AMD).
 static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps");
-// Attention: per-warp online-softmax states, reused by the split merge (one state per split).
-constexpr int kStateSlots = kWarps > kMaxAttentionSplits ? kWarps : kMaxAttentionSplits;
+static_assert(kMaxAttentionSplits <= kWarps, "the split merge reuses the per-warp state region");
 constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
 constexpr int kMaxGroup = 8;        // query heads per KV head
 constexpr int kHeadSets = 2;        // attention: warps sharing a key tile, each with a share of the heads
@@ -49,9 +26,14 @@ constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
 constexpr int kMaxTopK = 4;
 constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
-// MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores) over a tile in a ring slot: every
-// warp takes a share of the K steps; unroll 2 keeps two steps' shared-memory reads in flight.
-constexpr int kMxUnroll = 1;
+// MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores): 16-byte loads in flight per lane
+// per row of a 16-row tile, and the K splits of experts_down (warps of a CTA per expert).
+// (H100, 20b at 1K: unroll 2 -> 3.01 ms, 4 -> 3.12 ms (spills), 1 with software pipelining ->
+// 3.18 ms, 2 pipelined -> 3.37 ms; see docs/PERF.md.)
+constexpr int kMxUnroll = 2;
+constexpr int kDownSplits = kWarps / kMaxTopK;
+constexpr int kUpSplits = 4;  // experts_up: warps per 16-row tile (K quarters)
+constexpr int kUpTilesPerRound = kWarps / kUpSplits;
 constexpr float kAttnScale = 0.125f;  // 1/sqrt(head_dim)
 constexpr float kSwigluAlpha = 1.702f;
 
@@ -86,38 +68,16 @@ __device__ __forceinline__ float warp_max(float v) {
   return v;
 }
 
-// Shared memory of one CTA (dynamic): the weight ring's slots and mbarriers, a big activation
-// region, the slot consumers' partial sums and small scratch (layout: smem_layout()).
+// Shared memory of one CTA (dynamic): a big activation region plus small scratch.
 struct Smem {
-  uint8_t* slots;    // [ring.stages][ring.slot_bytes] weight tiles (bulk-copy destinations)
-  uint64_t* full;    // [ring.stages] mbarriers: slot s holds its item's bytes
-  uint64_t* empty;   // [ring.stages] mbarriers: the consumers are done with slot s
   float* act;        // activation region (see act_floats())
-  float* red;        // [2][kWarps * kSlotRedRows] per-slot partial sums, double-buffered by seq
-  float* ep;         // [kEpilogueFloats] the phase's epilogue inputs, prefetched at its start
-  uint16_t* vec;     // [max(hidden, q_dim)] bf16: the input vector of the BF16 slot GEMVs
-  WorkSegment* segs; // [kNumStreamSegments] this CTA's work list
-  struct StreamPtrs* ptrs;  // [num_layers] the streamed tensors of each layer (the issuer's copy)
   double* dscratch;  // [kWarps]
   float* scratch;    // [kWarps * 2]
   int* sel;          // [kMaxTopK] chosen experts
   float* sel_w;      // [kMaxTopK]
   int* flag;         // [1]
-  int* sel_layer;    // [1] the layer whose experts s.sel holds (-1: none yet); read by the issuer
   int layer;         // the layer being run (profiling marks)
 };
-// The tensors a layer streams through the ring, copied to shared memory at kernel start so that
-// the issuing thread never waits for a global load of the layer table.
-struct StreamPtrs {
-  const uint16_t* qkv_weight;
-  const uint16_t* out_weight;
-  const uint8_t* mlp1_blocks;
-  const uint8_t* mlp1_scales;
-  const uint8_t* mlp2_blocks;
-  const uint8_t* mlp2_scales;
-};
-// Rows of partial sums per warp and slot: an MXFP4 tile's 16 rows (BF16 slots use fewer).
-constexpr int kSlotRedRows = 16;
 
 __host__ __device__ constexpr int align16(int bytes) { return (bytes + 15) & ~15; }
 
@@ -146,60 +106,25 @@ __host__ __device__ inline int act_floats(int hidden, int q_dim, int topk, int i
   const int down = expert_smem(inter, topk).total / int(sizeof(float));
   n = n > up ? n : up;
   n = n > down ? n : down;
-  const int attn = kMaxGroup * kHeadDim + kStateSlots * kMaxGroup * (kHeadDim + 2) +
+  const int attn = kMaxGroup * kHeadDim + kWarps * kMaxGroup * (kHeadDim + 2) +
                    kWarps * 32 * kHeadDim / 2;  // q, warp states, per-warp V tiles (bf16 pairs)
   return n > attn ? n : attn;
 }
 
-// Byte offsets of the dynamic shared memory (host and device agree through this one function).
-struct SmemLayout {
-  size_t slots, full, act, red, ep, vec, segs, ptrs, small, total;
-};
-__host__ __device__ inline SmemLayout smem_layout(const MegakernelArgs& a) {
-  SmemLayout l{};
-  l.slots = 0;
-  l.full = l.slots + size_t(a.ring.stages) * size_t(a.ring.slot_bytes);
-  l.act = l.full + 16 * size_t(a.ring.stages > 0 ? a.ring.stages : 0);  // full and empty
-  l.act = (l.act + 15) & ~size_t(15);
-  l.red = l.act + sizeof(float) * size_t(act_floats(a.hidden, a.num_heads * a.head_dim,
-                                                    a.experts_per_token, a.intermediate));
-  l.ep = l.red + sizeof(float) * 2 * kWarps * kSlotRedRows;
-  l.vec = l.ep + sizeof(float) * kEpilogueFloats;
-  const int q_dim = a.num_heads * a.head_dim;
-  l.segs = l.vec + 2 * size_t(a.hidden > q_dim ? a.hidden : q_dim);
-  l.segs = (l.segs + 15) & ~size_t(15);
-  l.ptrs = l.segs + sizeof(WorkSegment) * kNumStreamSegments;
-  l.small = l.ptrs + sizeof(StreamPtrs) * size_t(a.num_layers > 0 ? a.num_layers : 0);
-  // dscratch (doubles), scratch, sel, sel_w, flag, sel_layer
-  l.total = l.small + sizeof(double) * kWarps + sizeof(float) * 2 * kWarps +
-            sizeof(int) * (2 * kMaxTopK + 2);
-  return l;
-}
-
-__device__ Smem carve_smem(uint8_t* base, const MegakernelArgs& a) {
-  const SmemLayout l = smem_layout(a);
+__device__ Smem carve_smem(float* base, const MegakernelArgs& a) {
   Smem s;
-  s.slots = base + l.slots;
-  s.full = reinterpret_cast<uint64_t*>(base + l.full);
-  s.empty = s.full + (a.ring.stages > 0 ? a.ring.stages : 0);
-  s.act = reinterpret_cast<float*>(base + l.act);
-  s.red = reinterpret_cast<float*>(base + l.red);
-  s.ep = reinterpret_cast<float*>(base + l.ep);
-  s.vec = reinterpret_cast<uint16_t*>(base + l.vec);
-  s.segs = reinterpret_cast<WorkSegment*>(base + l.segs);
-  s.ptrs = reinterpret_cast<StreamPtrs*>(base + l.ptrs);
-  uint8_t* p = base + l.small;
+  s.act = base;
+  float* p = base + act_floats(a.hidden, a.num_heads * a.head_dim, a.experts_per_token,
+                               a.intermediate);
   s.dscratch = reinterpret_cast<double*>(p);
-  p += sizeof(double) * kWarps;
-  s.scratch = reinterpret_cast<float*>(p);
-  p += sizeof(float) * 2 * kWarps;
+  p += 2 * kWarps;
+  s.scratch = p;
+  p += 2 * kWarps;
   s.sel = reinterpret_cast<int*>(p);
-  p += sizeof(int) * kMaxTopK;
-  s.sel_w = reinterpret_cast<float*>(p);
-  p += sizeof(float) * kMaxTopK;
+  p += kMaxTopK;
+  s.sel_w = p;
+  p += kMaxTopK;
   s.flag = reinterpret_cast<int*>(p);
-  s.sel_layer = s.flag + 1;
-  s.layer = 0;
   return s;
 }
 
@@ -209,8 +134,7 @@ __device__ Smem carve_smem(uint8_t* base, const MegakernelArgs& a) {
 // each thread loads 8-value chunks with 16-byte loads (x and its gain issued together), keeps x
 // in `out` until the statistics are known. n % 8 == 0. Block scope; one __syncthreads() on exit.
 __device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* x_bf16,
-                                const uint16_t* gain, int n, float eps, const Smem& s,
-                                uint16_t* out_bf16 = nullptr) {
+                                const uint16_t* gain, int n, float eps, const Smem& s) {
   const int chunks = n / 8;
   double sum = 0;
   uint4 first_gain = make_uint4(0, 0, 0, 0);
@@ -236,7 +160,7 @@ __device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* 
   for (int o = 16; o > 0; o >>= 1) sum += dev::shfl_xor(sum, o);
   const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31;
   if (lane == 0) s.dscratch[warp] = sum;
-  consumer_sync();
+  __syncthreads();
   double total = 0;
   for (int w = 0; w < kWarps; ++w) total += s.dscratch[w];
   const float r = float(1.0 / sqrt(total / n + double(eps)));
@@ -244,20 +168,13 @@ __device__ void rmsnorm_to_smem(float* out, const float* x_f32, const uint16_t* 
     const uint4 g = c == int(threadIdx.x) ? first_gain : dev::load_stream_16B(gain + 8 * c);
     const uint32_t words[4] = {g.x, g.y, g.z, g.w};
     float* o = out + 8 * c;
-    uint32_t packed[4];
 #pragma unroll
     for (int i = 0; i < 4; ++i) {
-      const uint16_t lo = float_to_bf16_bits((o[2 * i] * r) * bf_lo(words[i]));
-      const uint16_t hi = float_to_bf16_bits((o[2 * i + 1] * r) * bf_hi(words[i]));
-      o[2 * i] = bf16_bits_to_float(lo);
-      o[2 * i + 1] = bf16_bits_to_float(hi);
-      packed[i] = uint32_t(lo) | (uint32_t(hi) << 16);
-    }
-    if (out_bf16) {
-      *reinterpret_cast<uint4*>(out_bf16 + 8 * c) = make_uint4(packed[0], packed[1], packed[2], packed[3]);
+      o[2 * i] = round_bf16((o[2 * i] * r) * bf_lo(words[i]));
+      o[2 * i + 1] = round_bf16((o[2 * i + 1] * r) * bf_hi(words[i]));
     }
   }
-  consumer_sync();
+  __syncthreads();
 }
 
 // n BF16 activations written earlier in this launch (read at L2) into shared memory as floats,
@@ -340,7 +257,7 @@ __device__ __forceinline__ void mark(const MegakernelArgs& a, const Smem& s, Mar
 
 // Profiling: the latest time any warp of CTA 0 (or of any CTA) reached mark m (lane 0 of each
 // warp; the slot is cleared by reset_mark_max, for CTA 0 at the start of the phase, ordered by a
-// later consumer_sync(); for any CTA in the phase before, ordered by the grid barrier).
+// later __syncthreads(); for any CTA in the phase before, ordered by the grid barrier).
 __device__ __forceinline__ void mark_max(const MegakernelArgs& a, const Smem& s, Mark m,
                                          bool any_cta = false) {
   if (a.phase_times != nullptr && (any_cta || blockIdx.x == 0) && (threadIdx.x & 31) == 0) {
@@ -372,8 +289,7 @@ __device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, floa
   const int q = warp % kKSplit, group = warp / kKSplit;
   const int chunks = k / 8;
   const int c_begin = chunks * q / kKSplit, c_end = chunks * (q + 1) / kKSplit;
-  // Warps past kRowGroups * kKSplit (kWarps is odd) take no rows.
-  for (int i0 = group < kRowGroups ? group : n_rows; i0 < n_rows; i0 += kGemvRows * kRowGroups) {
+  for (int i0 = group; i0 < n_rows; i0 += kGemvRows * kRowGroups) {
     const uint4* w[kGemvRows];
     float acc[kGemvRows];
 #pragma unroll
@@ -396,7 +312,7 @@ __device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, floa
       if (lane == 0 && w[r]) red[(i0 + r * kRowGroups) * kKSplit + q] = sum;
     }
   }
-  consumer_sync();
+  __syncthreads();
 }
 
 __device__ __forceinline__ float sum_splits(const float* red, int i) {
@@ -404,84 +320,6 @@ __device__ __forceinline__ float sum_splits(const float* red, int i) {
 #pragma unroll
   for (int q = 0; q < kKSplit; ++q) v += red[i * kKSplit + q];
   return v;
-}
-
-// Phase kNormQkvRope: t = rmsnorm(x); qkv = W t + b; RoPE on q and k; k, v appended to the cache.
-
-// A BF16 ring slot against a vector: `rows` (<= kMaxSlotRows) rows of k values, row r at
-// slot + r * k * 2 bytes, and t = the vector as k bf16 values in shared memory (16-byte aligned).
-// Warp w takes the same share of K of every row, so each chunk of t is read once and reused for all
-// rows (shared-memory reads: the slot once, t once); red[w * kSlotRedRows + r] gets its partial sum
-// of row r (slot_row_sum adds them in warp order). Block scope, no synchronization (the slot's
-// release orders red before its readers).
-constexpr int kMaxSlotRows = 4;
-__device__ __forceinline__ void slot_gemv_bf16(float* red, const uint8_t* slot, int rows, int k,
-                                               const uint16_t* t) {
-  const int lane = int(threadIdx.x) & 31, warp = int(threadIdx.x) >> 5;
-  const int chunks = k / 8, c_begin = chunks * warp / kWarps, c_end = chunks * (warp + 1) / kWarps;
-  float acc[kMaxSlotRows];
-#pragma unroll
-  for (int r = 0; r < kMaxSlotRows; ++r) acc[r] = 0.0f;
-  for (int c = c_begin + lane; c < c_end; c += 32) {
-    const uint4 tv = *reinterpret_cast<const uint4*>(t + 8 * c);
-    const float tf[8] = {bf_lo(tv.x), bf_hi(tv.x), bf_lo(tv.y), bf_hi(tv.y),
-                         bf_lo(tv.z), bf_hi(tv.z), bf_lo(tv.w), bf_hi(tv.w)};
-#pragma unroll
-    for (int r = 0; r < kMaxSlotRows; ++r) {
-      if (r < rows) {
-        const uint4 w = *reinterpret_cast<const uint4*>(slot + (size_t(r) * k + 8 * c) * 2);
-        float v = bf_lo(w.x) * tf[0];
-        v = fmaf(bf_hi(w.x), tf[1], v);
-        v = fmaf(bf_lo(w.y), tf[2], v);
-        v = fmaf(bf_hi(w.y), tf[3], v);
-        v = fmaf(bf_lo(w.z), tf[4], v);
-        v = fmaf(bf_hi(w.z), tf[5], v);
-        v = fmaf(bf_lo(w.w), tf[6], v);
-        v = fmaf(bf_hi(w.w), tf[7], v);
-        acc[r] += v;
-      }
-    }
-  }
-#pragma unroll
-  for (int r = 0; r < kMaxSlotRows; ++r) {
-    if (r < rows) {
-      const float v = warp_sum(acc[r]);
-      if (lane == 0) red[warp * kSlotRedRows + r] = v;
-    }
-  }
-}
-
-// Row r of a slot: the warps' partial sums added in warp order.
-__device__ __forceinline__ float slot_row_sum(const float* red, int r) {
-  float v = 0.0f;
-  for (int w = 0; w < kWarps; ++w) v += red[w * kSlotRedRows + r];
-  return v;
-}
-
-// Epilogue inputs of a phase, prefetched at its start so that no item waits for a global load:
-// value e (< n <= kEpilogueFloats) is loaded by thread e % kThreads into pre[e / kThreads] and stored
-// to s.ep[e] before the phase's first slot is released (which orders it before every reader).
-constexpr int kEpiloguePerThread = kEpilogueFloats / kThreads;
-static_assert(kEpiloguePerThread * kThreads == kEpilogueFloats, "whole registers per thread");
-template <class ValueFn>
-__device__ __forceinline__ void epilogue_load(float (&pre)[kEpiloguePerThread], int n, ValueFn value) {
-#pragma unroll
-  for (int q = 0; q < kEpiloguePerThread; ++q) {
-    const int e = int(threadIdx.x) + q * kThreads;
-    pre[q] = e < n ? value(e) : 0.0f;
-  }
-}
-__device__ __forceinline__ void epilogue_store(const Smem& s, const float (&pre)[kEpiloguePerThread], int n) {
-#pragma unroll
-  for (int q = 0; q < kEpiloguePerThread; ++q) {
-    const int e = int(threadIdx.x) + q * kThreads;
-    if (e < n) s.ep[e] = pre[q];
-  }
-}
-
-// The partial-sum buffer of a slot (WeightStream::buf()).
-__device__ __forceinline__ float* slot_red(const Smem& s, int buf) {
-  return s.red + buf * kWarps * kSlotRedRows;
 }
 
 }  // namespace gptoss::mk::kernel

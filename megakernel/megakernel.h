@@ -60,14 +60,12 @@ inline constexpr size_t mark_slot(int num_layers, int layer, Mark m) {
 // Threads per CTA the kernel is compiled for.
 int megakernel_threads();
 // The __global__ function, for the host's occupancy queries and its cooperative launch
-// (host/megakernel_launch.cpp): the kernel takes one MegakernelArgs by value.
+// (host/megakernel_launch.cpp); it takes one MegakernelArgs by value.
 const void* megakernel_entry();
-// Dynamic shared memory the kernel needs for these dimensions and args.ring.
+// Dynamic shared memory the kernel needs for these dimensions.
 size_t megakernel_smem_bytes(const MegakernelArgs& args);
-// Shared memory the kernel needs besides the weight ring (what plan_ring may not use).
-size_t megakernel_smem_bytes_without_ring(const MegakernelArgs& args);
-// Empty when the kernel supports the model's dimensions (and args.ring/max_splits for a grid of
-// `grid` CTAs, when grid > 0), else what does not fit.
+// Empty when the kernel supports the model's dimensions (and, for grid > 0, a grid of that many
+// CTAs with args.max_splits), else what does not fit.
 std::string megakernel_shape_problem(const MegakernelArgs& args, int grid);
 
 }  // namespace gptoss::mk

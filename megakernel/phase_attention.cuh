@@ -1,6 +1,6 @@
 // phase_attention.cuh — phase kAttention: single-query GQA attention of this position over the
 // KV cache, with sinks and the 128-key window on sliding layers; split-KV over CTAs with a merge by
-// the last split of each KV head. Block scope; reads no weights (the weight ring keeps filling).
+// the last split of each KV head (counters ordered through device_ops/atomics.cuh). Block scope.
 #pragma once
 
 #include "device_ops/atomics.cuh"
@@ -28,11 +28,11 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
 
   reset_mark_max(a, s, Mark::kAttnMergeAll);
   float* q_s = s.act;                                  // [group][64]
-  float* warp_state = s.act + kMaxGroup * kHeadDim;    // [kStateSlots][group][66]
+  float* warp_state = s.act + kMaxGroup * kHeadDim;    // [kWarps][group][66]
   for (int idx = threadIdx.x; idx < group * kHeadDim; idx += kThreads) {
     q_s[idx] = bf16_bits_to_float(ld_act(a.qkv + g * group * kHeadDim + idx));
   }
-  consumer_sync();
+  __syncthreads();
   mark(a, s, Mark::kAttnQ);
 
   const int k_begin = int((long long)split * n_keys / n_splits);
@@ -51,7 +51,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   // Per-warp V tile: 32 keys x 64 BF16, copied global -> shared with cp.async while the scores
   // are computed; 16-byte units of row j are XOR-swizzled by (j & 7) so that both the copy and
   // the per-key reads are free of bank conflicts.
-  uint4* v_tile = reinterpret_cast<uint4*>(warp_state + kStateSlots * kMaxGroup * (kHeadDim + 2)) +
+  uint4* v_tile = reinterpret_cast<uint4*>(warp_state + kWarps * kMaxGroup * (kHeadDim + 2)) +
                   w.warp * 32 * (kHeadDim / 8);
   const uint32_t* v_words = reinterpret_cast<const uint32_t*>(v_tile);
   // Warps pair up on a key tile: warp w takes query heads [hs * hpw, hs * hpw + hpw) of the group
@@ -69,10 +69,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   // Heads of this warp: hl < nh.
   const int nh = max(0, min(hpw, group - hs * hpw));
   const float* q_w = q_s + hs * hpw * kHeadDim;
-  // With an odd number of warps the last one has no partner and takes no tiles (its state stays
-  // empty: m = -inf).
-  const int tiles_begin = tile_slot < kTileSlots ? k_begin + tile_slot * 32 : k_end;
-  for (int tile = tiles_begin; tile < k_end; tile += kTileSlots * 32) {
+  for (int tile = k_begin + tile_slot * 32; tile < k_end; tile += kTileSlots * 32) {
     const int j = tile + w.lane;
     const bool valid = j < k_end;
     float sc[kHeadsPerWarp];
@@ -155,7 +152,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       }
     }
   }
-  consumer_sync();
+  __syncthreads();
   // Merge the warps of this CTA: one thread per (head, dim). With a single split this CTA
   // finishes the head itself (sink, normalisation); otherwise it publishes its split state and
   // the last split CTA of KV head g (counter g) merges the splits.
@@ -192,23 +189,23 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   // Publish this split; the last split CTA of KV head g merges (counter g). One release per CTA
   // (thread 0, after the CTA barrier): a fence in all 512 threads of up to 128 CTAs cost ~40 us
   // per layer at 32K keys.
-  consumer_sync();
+  __syncthreads();
   mark(a, s, Mark::kAttnSync);
   if (threadIdx.x == 0) {
-    // Publishes this CTA's split state (every thread's stores, ordered by the CTA barrier above;
-    // the release is cumulative). Observed by the acquire half of the last split's add, which
-    // then reads every split's state below.
+    // Publishes this CTA's split state (every thread's stores, ordered by the CTA barrier above:
+    // the release is cumulative). Observed by the acquire half of the last split's add, which then
+    // reads every split's state below.
     const uint32_t prev = dev::fetch_add_acq_rel(a.counters + g, 1u);
     const int last = prev == uint32_t(n_splits - 1);
     if (last) dev::st_relaxed(a.counters + g, 0u);  // all splits arrived: reset for the next layer
     *s.flag = last;
   }
   mark(a, s, Mark::kAttnFence);
-  consumer_sync();
+  __syncthreads();
   mark(a, s, Mark::kAttnPublish);
   if (!*s.flag) return;
   // Every split's state into shared memory with all loads in flight at once (the warp-state
-  // region is free now and holds kStateSlots >= n_splits states), then the merge from there.
+  // region is free now: n_splits <= kWarps, checked at launch), then the merge from there.
   const float* parts = a.attn_partial + size_t(g) * a.max_splits * kMaxGroup * kState;
   float* states = warp_state;  // [n_splits][kMaxGroup][kState]
   const int total = n_splits * kMaxGroup * kState;
@@ -225,7 +222,7 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
       if (i < total) states[i] = v[u];
     }
   }
-  consumer_sync();
+  __syncthreads();
   for (int idx = threadIdx.x; idx < group * kHeadDim; idx += kThreads) {
     const int h = idx / kHeadDim, d = idx % kHeadDim;
     const float sink = bf16_bits_to_float(L.sinks[g * group + h]);
@@ -242,7 +239,5 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   }
   mark(a, s, Mark::kAttnSplitMerge);
 }
-
-// Phase kOutProj: x = x_in + W_o attn + b_o; CTA b owns a contiguous range of rows
 
 }  // namespace gptoss::mk::kernel

@@ -1,15 +1,14 @@
-// phase_router.cuh — phase kRouter: router logits of rmsnorm(x) (the router's weights are small
-// and read directly, not through the weight ring), and the top-k selection every CTA computes for
-// itself at the start of the expert phases. Block scope.
+// phase_router.cuh — phase kRouter: router logits of rmsnorm(x_attn), and the top-k selection
+// every CTA computes for itself at the start of experts_up. Block scope.
 #pragma once
 
 #include "megakernel/kernel_common.cuh"
 
 namespace gptoss::mk::kernel {
 
-// Phase kRouter: t_mlp = rmsnorm(x_attn) in every CTA (left in s.act for experts_up, which needs
-// it after the barrier: one dependent load of x saved there), and router logits = W_r t_mlp + b_r
-// with CTA b owning a contiguous range of expert rows (cta_gemv_bf16).
+// Phase kRouter: t_mlp = rmsnorm(x_attn) in every CTA, left in s.act for experts_up (which runs
+// after the next barrier and so needs no load of x of its own), and the router logits
+// W_r t_mlp + b_r, CTA b owning a contiguous range of expert rows (cta_gemv_bf16).
 __device__ void phase_router(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
   const int e_begin = int(int64_t(a.num_experts) * blockIdx.x / gridDim.x);
   const int e_end = int(int64_t(a.num_experts) * (blockIdx.x + 1) / gridDim.x);
@@ -81,9 +80,7 @@ __device__ void select_experts(const MegakernelArgs& a, const Smem& s) {
       }
     }
   }
-  consumer_sync();
+  __syncthreads();
 }
-
-// Stages n k-wide input vectors (floats in shared memory at s.act, bf16-representable) for the
 
 }  // namespace gptoss::mk::kernel
