@@ -15,7 +15,7 @@ namespace gptoss::dev {
 namespace detail {
 // Records the first hang (later ones are dropped) and makes it visible to the host.
 __device__ inline void report_hang(HangReport* r, uint32_t phase, uint32_t counter, uint32_t expected,
-                                   uint32_t observed, uint32_t arrived) {
+                                   uint32_t observed, uint32_t arrived, uint64_t wait_start_ns) {
   if (r == nullptr || cas_relaxed(&r->hung, 0u, 1u) != 0u) return;
   r->sm = sm_id();
   r->block = blockIdx.x;
@@ -24,6 +24,7 @@ __device__ inline void report_hang(HangReport* r, uint32_t phase, uint32_t count
   r->expected = expected;
   r->observed = observed;
   r->arrived = arrived;
+  r->waited_us = uint32_t((global_timer_ns() - wait_start_ns) / 1000);
   fence_system();
 }
 
@@ -66,10 +67,11 @@ class GridBarrier {
         st_release(&state_->generation, gen + 1);
       } else {
         uint32_t polls = 0, g;
+        const uint64_t t0 = cfg_.spin_cap != 0 ? global_timer_ns() : 0;
         // Acquire: observes the st_release of the generation by the last arriver.
         while ((g = ld_acquire(&state_->generation)) == gen) {
           if (cfg_.spin_cap != 0 && ++polls >= cfg_.spin_cap) {
-            detail::report_hang(cfg_.report, phase, gen, gen + 1, g, ld_relaxed(&state_->arrived));
+            detail::report_hang(cfg_.report, phase, gen, gen + 1, g, ld_relaxed(&state_->arrived), t0);
             if constexpr (kTrap) trap();
             ok = false;
             break;
@@ -99,9 +101,10 @@ template <bool kTrap = true>
 __device__ bool wait_counter_geq(const uint32_t* counter, uint32_t expected, uint32_t phase,
                                  uint32_t counter_id, const GridBarrierConfig& cfg) {
   uint32_t polls = 0, v;
+  const uint64_t t0 = cfg.spin_cap != 0 ? global_timer_ns() : 0;
   while (int32_t((v = ld_acquire(counter)) - expected) < 0) {
     if (cfg.spin_cap != 0 && ++polls >= cfg.spin_cap) {
-      detail::report_hang(cfg.report, phase, counter_id, expected, v, 0u);
+      detail::report_hang(cfg.report, phase, counter_id, expected, v, 0u, t0);
       if constexpr (kTrap) trap();
       return false;
     }

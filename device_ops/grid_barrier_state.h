@@ -26,6 +26,7 @@ struct HangReport {
   uint32_t expected;  // the value waited for
   uint32_t observed;  // the last value read
   uint32_t arrived;   // barrier: arrivals seen at the time (counter waits: 0)
+  uint32_t waited_us; // how long the thread had waited when its cap expired (global timer)
 };
 
 struct GridBarrierConfig {

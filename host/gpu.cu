@@ -3,6 +3,8 @@
 // compiled (ROCm 5.2.3) but has not run on AMD hardware.
 #include "host/gpu.h"
 
+#include <cstring>  // std::memset of mapped memory
+
 #if defined(__HIPCC__)
 #include <hip/hip_runtime.h>
 #else
@@ -185,6 +187,19 @@ void* pinned_alloc(size_t bytes) {
 #else
   GPTOSS_GPU_CALL(cudaMallocHost(&p, bytes));
 #endif
+  return p;
+}
+
+void* mapped_alloc(size_t bytes, void** device_ptr) {
+  void* p = nullptr;
+#if defined(__HIPCC__)
+  GPTOSS_GPU_CALL(hipHostMalloc(&p, bytes, hipHostMallocMapped));
+  GPTOSS_GPU_CALL(hipHostGetDevicePointer(device_ptr, p, 0));
+#else
+  GPTOSS_GPU_CALL(cudaHostAlloc(&p, bytes, cudaHostAllocMapped));
+  GPTOSS_GPU_CALL(cudaHostGetDevicePointer(device_ptr, p, 0));
+#endif
+  std::memset(p, 0, bytes);
   return p;
 }
 

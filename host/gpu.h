@@ -57,6 +57,10 @@ void* device_alloc(size_t bytes, const char* what);
 void device_free(void* p) noexcept;
 void* pinned_alloc(size_t bytes);
 void pinned_free(void* p) noexcept;
+// Zeroed pinned host memory mapped into the device's address space: the device writes through
+// *device_ptr, the host reads the returned pointer, also after a kernel trap has made device memory
+// unreadable (hang reports). Free with pinned_free.
+void* mapped_alloc(size_t bytes, void** device_ptr);
 void copy_to_device(void* dst, const void* src, size_t bytes);
 void copy_to_host(void* dst, const void* src, size_t bytes);
 void copy_to_device_async(void* dst, const void* src, size_t bytes, void* stream);

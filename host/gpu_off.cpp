@@ -21,6 +21,7 @@ void require_hopper(const DeviceInfo&) { no_gpu(); }
 void* device_alloc(size_t, const char*) { no_gpu(); }
 void device_free(void*) noexcept {}
 void* pinned_alloc(size_t) { no_gpu(); }
+void* mapped_alloc(size_t, void**) { no_gpu(); }
 void pinned_free(void*) noexcept {}
 void copy_to_device(void*, const void*, size_t) { no_gpu(); }
 void copy_to_host(void*, const void*, size_t) { no_gpu(); }
