@@ -15,12 +15,12 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
 #include "bench/hbm_bandwidth.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/build_info.h"
-#include "host/cli.h"
-#include "host/engine.h"
+#include "host/runtime/engine.h"
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/weights_view.h"

@@ -1,6 +1,7 @@
 #include "host/tensor_spec.h"
 
 #include <array>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -46,6 +47,23 @@ uint64_t TensorSpec::num_bytes() const { return num_elements() * dtype_size(dtyp
 
 std::string layer_tensor_name(int layer, std::string_view suffix) {
   return fmt::format("layers.{}.{}", layer, suffix);
+}
+
+bool split_canonical_name(const std::string& name, int* layer, std::string* suffix) {
+  constexpr std::string_view kPrefix = "layers.";
+  if (name.rfind(kPrefix, 0) != 0) {
+    *layer = -1;
+    *suffix = name;
+    return true;
+  }
+  const char* first = name.data() + kPrefix.size();
+  const char* last = name.data() + name.size();
+  int value = -1;
+  auto [ptr, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc() || ptr == first || ptr == last || *ptr != '.' || value < 0) return false;
+  *layer = value;
+  *suffix = std::string(ptr + 1, last);
+  return true;
 }
 
 std::vector<TensorSpec> canonical_tensors(const ModelConfig& c) {

@@ -52,6 +52,9 @@ inline constexpr std::string_view kMlp2Bias = "mlp2.bias";           // [E, hidd
 }  // namespace tensor_names
 
 std::string layer_tensor_name(int layer, std::string_view suffix);  // "layers.{layer}.{suffix}"
+// "layers.3.qkv.weight" -> layer 3, suffix "qkv.weight"; global tensors give layer -1.
+// False when the name has no valid layer number.
+bool split_canonical_name(const std::string& name, int* layer, std::string* suffix);
 
 // Every tensor of the model in canonical order: embed, then per layer the suffixes above in
 // declaration order, then final norm and lm_head.

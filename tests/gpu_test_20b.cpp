@@ -20,8 +20,8 @@
 #include <fmt/format.h>
 
 #include "converter/synth.h"
-#include "host/archive.h"
-#include "host/engine.h"
+#include "host/archive/archive.h"
+#include "host/runtime/engine.h"
 #include "host/reference/forward.h"
 #include "host/tensor_spec.h"
 #include "megakernel/phases.h"

@@ -27,7 +27,7 @@
 
 #include "converter/convert.h"
 #include "converter/synth.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/reference/forward.h"
 #include "tests/temp_dir.h"
 

@@ -15,17 +15,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include "converter/synth.h"
-#include "host/archive.h"
-#include "host/cli.h"
-#include "host/engine.h"
+#include "host/synth_weights.h"  // conv::synth_fill (CPU --synthetic)
+#include "host/archive/archive.h"
+#include "host/cli/cli.h"
+#include "host/runtime/engine.h"
 #include "host/error.h"
 #include "host/gpu.h"
-#include "host/harmony.h"
+#include "host/text/harmony.h"
 #include "host/interrupt.h"
 #include "host/reference/forward.h"
 #include "host/reference/memory_model.h"
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::cli {
 namespace {

@@ -6,8 +6,9 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "bench/bench_cli.h"
 #include "host/build_info.h"
-#include "host/cli.h"
+#include "host/cli/cli.h"
 #include "host/error.h"
 #include "host/interrupt.h"
 
@@ -18,7 +19,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
 
-  // One line per subcommand (host/cli.h).
+  // One line per subcommand (host/cli/cli.h).
   // (subcommands are added by their issues: synth, convert, info, generate, tokenize, bench)
   gptoss::cli::add_tokenize_commands(app);
   gptoss::cli::add_synth_command(app);

@@ -1,4 +1,4 @@
-#include "host/engine.h"
+#include "host/runtime/engine.h"
 
 #ifndef GPTOSS_GPU_OFF
 
@@ -12,8 +12,7 @@
 
 #include "host/error.h"
 #include "host/gpu.h"
-#include "host/reference/ops.h"
-#include "host/synth_gpu.h"
+#include "host/runtime/synth_gpu.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
 
@@ -251,14 +250,9 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   gpu::copy_to_device(layers_dev, layers_host_.data(), sizeof(mk::LayerArgs) * c.num_layers);
   a.layers = layers_dev;
 
-  // RoPE table: the reference's own YaRN rows (cos then sin, concentration folded in).
+  // RoPE table: the YaRN rows the CPU reference uses too (model/rope_yarn.h).
   {
-    const ref::YarnRope rope(c);
-    const int half = c.head_dim / 2;
-    std::vector<float> table(size_t(opts_.max_context) * c.head_dim);
-    for (int p = 0; p < opts_.max_context; ++p) {
-      rope.row(p, table.data() + size_t(p) * c.head_dim, table.data() + size_t(p) * c.head_dim + half);
-    }
+    const std::vector<float> table = yarn_rope_table(yarn_params(c), opts_.max_context);
     auto* t = static_cast<float*>(alloc(table.size() * sizeof(float), "RoPE table"));
     gpu::copy_to_device(t, table.data(), table.size() * sizeof(float));
     a.rope_table = t;
