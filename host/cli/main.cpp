@@ -2,6 +2,7 @@
 // it turns exceptions into messages on stderr and non-zero exit codes.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -11,6 +12,21 @@
 #include "host/cli/cli.h"
 #include "host/error.h"
 #include "host/interrupt.h"
+
+namespace {
+
+// The option of `gptoss generate` / `bench` that applies a library error's Remedy.
+const char* remedy_flag(gptoss::Remedy remedy) {
+  switch (remedy) {
+    case gptoss::Remedy::kRaiseContext: return "raise --max-context";
+    case gptoss::Remedy::kLowerContext: return "lower --max-context";
+    case gptoss::Remedy::kCpuBackend: return "--backend cpu";
+    case gptoss::Remedy::kNone: break;
+  }
+  return nullptr;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"gptoss: a batch-1 decode engine for gpt-oss-20b and gpt-oss-120b"};
@@ -37,7 +53,12 @@ int main(int argc, char** argv) {
     return e.exit_code();
   } catch (const gptoss::Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
-    if (!e.hint().empty()) fmt::print(stderr, "hint: {}\n", e.hint());
+    // Library errors name values; the flag that changes them is the CLI's to say.
+    std::string hint = e.hint();
+    if (const char* flag = remedy_flag(e.remedy())) {
+      hint = hint.empty() ? fmt::format("use {}", flag) : fmt::format("{} ({})", hint, flag);
+    }
+    if (!hint.empty()) fmt::print(stderr, "hint: {}\n", hint);
     return 1;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "error: out of host memory\n");

@@ -39,13 +39,13 @@ class EventPair {
   gpu::EventTimer timer;
 };
 
-GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
+GpuEngine::GpuEngine(const ModelWeights& w, const DecodeOptions& options)
     : config_(w.config), opts_(options) {
   init(&w, 0);
 }
 
 GpuEngine::GpuEngine(const ModelConfig& config, uint64_t synthetic_seed,
-                     const GpuEngineOptions& options)
+                     const DecodeOptions& options)
     : config_(config), opts_(options) {
   init(nullptr, synthetic_seed);
 }
@@ -76,13 +76,11 @@ void parallel_copy(void* dst, const void* src, size_t n, int threads) {
 
 void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) {
   const ModelConfig& c = config_;
-  if (opts_.max_context < 1 || opts_.max_context > c.max_context) {
-    throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
-                            opts_.max_context, c.max_context));
-  }
+  opts_.max_context = resolve_max_context(c, opts_.max_context);
   std::string why;
   if (!gpu::available(&why)) {
-    throw gpu::GpuError(fmt::format("no usable GPU: {}", why), "use --backend cpu");
+    throw gpu::GpuError(fmt::format("no usable GPU: {}", why), "use the CPU backend",
+                        Remedy::kCpuBackend);
   }
   const gpu::DeviceInfo dev = gpu::device_info();
   gpu::require_hopper(dev);
@@ -115,7 +113,8 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
                     weight_bytes / 1073741824.0, kv_bytes / 1073741824.0, opts_.max_context,
                     (rope_bytes + act_bytes + logits_bytes) / 1073741824.0,
                     dev.free_bytes / 1073741824.0, dev.name),
-        fmt::format("lower --max-context (largest that would fit: {})", fit));
+        fmt::format("lower the context length (largest that would fit: {})", fit),
+        Remedy::kLowerContext);
   }
 
   auto alloc = [&](size_t bytes, const char* what) {
@@ -284,7 +283,7 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   gpu::memset_device(a.barrier, 0, sizeof(GridBarrierState));
   gpu::memset_device(a.counters, 0, sizeof(uint32_t) * (c.num_kv_heads + 1));
   gpu::memset_device(a.control, 0, sizeof(mk::ControlBlock));
-  a.experts_fp8 = opts_.experts_fp8 ? 1 : 0;
+  a.experts_fp8 = opts_.experts == ExpertMode::kFp8 ? 1 : 0;
   a.stop_layer = -1;
   a.stop_phase = -1;
   a.start_layer = 0;
@@ -299,7 +298,7 @@ void GpuEngine::launch(int token, int pos) {
   if (pos < 0 || pos >= opts_.max_context) {
     throw Error(fmt::format("position {} is outside the context of {} tokens", pos,
                             opts_.max_context),
-                "raise --max-context");
+                "raise the context length", Remedy::kRaiseContext);
   }
   if (token < 0 || token >= config_.vocab_size) {
     throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", token,
@@ -387,6 +386,11 @@ std::vector<uint16_t> GpuEngine::read_swiglu() const {
 std::vector<int32_t> GpuEngine::read_experts() const {
   return read_buffer<int32_t>(args_.expert_ids, size_t(config_.experts_per_token));
 }
+void GpuEngine::set_expert_mode(ExpertMode mode) {
+  opts_.experts = mode;
+  args_.experts_fp8 = mode == ExpertMode::kFp8 ? 1 : 0;
+}
+void GpuEngine::set_phase_mask(uint32_t mask) { args_.phase_mask = mask; }
 void GpuEngine::enable_phase_times() {
   if (args_.phase_times) return;
   const size_t n = mk::phase_times_count(config_.num_layers);
@@ -435,13 +439,15 @@ void GpuEngine::write_kv(int layer, int pos, const uint16_t* k, const uint16_t* 
 
 namespace gptoss {
 uint64_t gpu_kv_cache_bytes(const ModelConfig&, int) { return 0; }
-GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& o) : config_(w.config), opts_(o) {
+GpuEngine::GpuEngine(const ModelWeights& w, const DecodeOptions& o) : config_(w.config), opts_(o) {
   throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
-                      "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+                      "rebuild with -DGPTOSS_GPU=CUDA, or use the CPU backend",
+                      Remedy::kCpuBackend);
 }
-GpuEngine::GpuEngine(const ModelConfig& c, uint64_t, const GpuEngineOptions& o) : config_(c), opts_(o) {
+GpuEngine::GpuEngine(const ModelConfig& c, uint64_t, const DecodeOptions& o) : config_(c), opts_(o) {
   throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
-                      "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+                      "rebuild with -DGPTOSS_GPU=CUDA, or use the CPU backend",
+                      Remedy::kCpuBackend);
 }
 class EventPair {};
 GpuEngine::~GpuEngine() = default;
@@ -456,6 +462,8 @@ std::vector<uint16_t> GpuEngine::read_attn() const { return {}; }
 std::vector<float> GpuEngine::read_router_logits() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_swiglu() const { return {}; }
 std::vector<int32_t> GpuEngine::read_experts() const { return {}; }
+void GpuEngine::set_expert_mode(ExpertMode) {}
+void GpuEngine::set_phase_mask(uint32_t) {}
 void GpuEngine::enable_phase_times() {}
 std::vector<uint64_t> GpuEngine::read_phase_times() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_kv(int, int, bool) const { return {}; }
