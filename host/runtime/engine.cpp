@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/core.h>
@@ -143,19 +144,10 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     const ModelWeights& w = *host_weights;
     std::vector<const void*> host;
     host.reserve(specs.size());
-    // The same order as canonical_tensors(), from which bind_weights() filled ModelWeights.
+    // canonical_tensors() order: the tensor table's (visit_layer_tensors, host/tensor_spec.h).
     host.push_back(w.embed);
     for (const LayerWeights& L : w.layers) {
-      for (const void* p : {static_cast<const void*>(L.attn_norm), (const void*)L.qkv_weight,
-                            (const void*)L.qkv_bias, (const void*)L.sinks,
-                            (const void*)L.out_weight, (const void*)L.out_bias,
-                            (const void*)L.mlp_norm, (const void*)L.router_weight,
-                            (const void*)L.router_bias, (const void*)L.mlp1_blocks,
-                            (const void*)L.mlp1_scales, (const void*)L.mlp1_bias,
-                            (const void*)L.mlp2_blocks, (const void*)L.mlp2_scales,
-                            (const void*)L.mlp2_bias}) {
-        host.push_back(p);
-      }
+      visit_layer_tensors(L, [&](LayerTensor, const void* p) { host.push_back(p); });
     }
     host.push_back(w.final_norm);
     host.push_back(w.lm_head);
@@ -222,21 +214,9 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   layers_host_.resize(size_t(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) {
     mk::LayerArgs& L = layers_host_[size_t(l)];
-    L.attn_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.qkv_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.qkv_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.sinks = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.out_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.out_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.mlp_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.router_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.router_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.mlp1_blocks = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp1_scales = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp1_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.mlp2_blocks = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp2_scales = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp2_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    visit_layer_tensors(L, [&](LayerTensor, auto& field) {  // the canonical order, as uploaded
+      field = static_cast<std::remove_reference_t<decltype(field)>>(dev_ptr[idx++]);
+    });
     L.sliding = c.is_sliding(l) ? 1 : 0;
     L.kv_capacity = L.sliding ? std::min(c.sliding_window, opts_.max_context) : opts_.max_context;
     const size_t kv = size_t(c.num_kv_heads) * L.kv_capacity * c.head_dim * sizeof(uint16_t);
