@@ -20,10 +20,10 @@
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
 #include "host/build_info.h"
-#include "host/runtime/engine.h"
-#include "host/error.h"
 #include "host/decode_options.h"  // DecodeOptions, parse_expert_mode
+#include "host/error.h"
 #include "host/gpu.h"
+#include "host/runtime/engine.h"
 #include "host/weights_view.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"

@@ -21,8 +21,8 @@
 
 #include "converter/synth.h"
 #include "host/archive/archive.h"
-#include "host/runtime/engine.h"
 #include "host/reference/forward.h"
+#include "host/runtime/engine.h"
 #include "host/tensor_spec.h"
 #include "megakernel/phases.h"
 

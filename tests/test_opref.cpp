@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "model/rope_yarn.h"
 #include "host/numeric.h"
+#include "model/rope_yarn.h"
 #include "tests/reference/op_ref.h"
 
 using namespace gptoss;

@@ -15,17 +15,17 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include "host/synth_weights.h"  // conv::synth_fill (CPU --synthetic)
 #include "host/archive/archive.h"
 #include "host/cli/cli.h"
 #include "host/decode_options.h"
-#include "host/runtime/engine.h"
 #include "host/error.h"
 #include "host/gpu.h"
-#include "host/text/harmony.h"
 #include "host/interrupt.h"
 #include "host/reference/forward.h"
 #include "host/reference/memory_model.h"
+#include "host/runtime/engine.h"
+#include "host/synth_weights.h"  // conv::synth_fill (CPU --synthetic)
+#include "host/text/harmony.h"
 #include "host/text/tokenizer.h"
 
 namespace gptoss::cli {

@@ -9,8 +9,8 @@
 #include <string>
 
 #include "host/archive/archive.h"
-#include "host/data_files.h"  // kO200kBaseSha256
 #include "host/cli/cli.h"
+#include "host/data_files.h"  // kO200kBaseSha256
 #include "host/error.h"
 #include "host/progress.h"
 

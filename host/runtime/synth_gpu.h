@@ -6,8 +6,8 @@
 #include <cstdint>
 
 #include "host/model_config.h"
-#include "host/tensor_spec.h"
 #include "host/runtime/synth_gpu_launch.h"
+#include "host/tensor_spec.h"
 
 namespace gptoss {
 
