@@ -19,8 +19,7 @@ struct DecodeOptions {
 };
 
 // The KV capacity `max_context` asks for on `config` (0: config.max_context). Throws
-// gptoss::Error naming both values (Remedy::kRaiseContext / kLowerContext does not apply: the
-// request itself is invalid) when it is outside 1..config.max_context. The one check of the
+// gptoss::Error naming both values when it is outside 1..config.max_context. The one check of the
 // context length: the CLI, the reference and the engine all call it.
 int resolve_max_context(const ModelConfig& config, int max_context);
 

@@ -1,7 +1,8 @@
 // synth_weights.h — synthetic weights on the host: the bytes of any canonical tensor from a seed
 // (model/synth_gen.h is the per-value generator). Shared by the checkpoint writer (converter/
 // synth.cpp), the CPU backend's --synthetic (host/cli/) and the GPU generator (host/runtime/
-// synth_gpu.*), which takes its per-tensor parameters from synth_tensor_params().
+// synth_gpu.*), which takes its per-tensor parameters from synth_tensor_params(). Namespace
+// conv, as model/synth_gen.h: the generator's names predate the split and its callers use them.
 #pragma once
 
 #include <cstddef>

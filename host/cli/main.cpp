@@ -15,15 +15,20 @@
 
 namespace {
 
-// The option of `gptoss generate` / `bench` that applies a library error's Remedy.
-const char* remedy_flag(gptoss::Remedy remedy) {
+// The option of `gptoss generate` / `bench` that applies a library error's Remedy: named after
+// the library's hint ("lower the context length (--max-context)"), or alone when it has none.
+struct RemedyFlag {
+  const char* flag;
+  const char* alone;
+};
+RemedyFlag remedy_flag(gptoss::Remedy remedy) {
   switch (remedy) {
-    case gptoss::Remedy::kRaiseContext: return "raise --max-context";
-    case gptoss::Remedy::kLowerContext: return "lower --max-context";
-    case gptoss::Remedy::kCpuBackend: return "--backend cpu";
+    case gptoss::Remedy::kRaiseContext: return {"--max-context", "raise --max-context"};
+    case gptoss::Remedy::kLowerContext: return {"--max-context", "lower --max-context"};
+    case gptoss::Remedy::kCpuBackend: return {"--backend cpu", "use --backend cpu"};
     case gptoss::Remedy::kNone: break;
   }
-  return nullptr;
+  return {nullptr, nullptr};
 }
 
 }  // namespace
@@ -55,8 +60,8 @@ int main(int argc, char** argv) {
     fmt::print(stderr, "error: {}\n", e.what());
     // Library errors name values; the flag that changes them is the CLI's to say.
     std::string hint = e.hint();
-    if (const char* flag = remedy_flag(e.remedy())) {
-      hint = hint.empty() ? fmt::format("use {}", flag) : fmt::format("{} ({})", hint, flag);
+    if (const RemedyFlag r = remedy_flag(e.remedy()); r.flag) {
+      hint = hint.empty() ? std::string(r.alone) : fmt::format("{} ({})", hint, r.flag);
     }
     if (!hint.empty()) fmt::print(stderr, "hint: {}\n", hint);
     return 1;
