@@ -15,14 +15,15 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
 #include "bench/hbm_bandwidth.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/build_info.h"
-#include "host/cli.h"
-#include "host/engine.h"
+#include "host/decode_options.h"  // DecodeOptions, parse_expert_mode
 #include "host/error.h"
 #include "host/gpu.h"
+#include "host/runtime/engine.h"
 #include "host/weights_view.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
@@ -145,8 +146,14 @@ void run_tpot(const TpotOptions& o) {
   std::vector<int> contexts = o.contexts;
   std::sort(contexts.begin(), contexts.end());
   if (contexts.front() < 1) throw Error("--context values must be positive");
-  for (const auto& e : o.experts) {
-    if (e != "bf16" && e != "fp8") throw Error(fmt::format("unknown --experts '{}'", e), "use bf16 or fp8");
+  // --experts, parsed once: the engine switches between the paths (set_expert_mode).
+  std::vector<ExpertMode> expert_modes;
+  for (const std::string& e : o.experts) {
+    try {
+      expert_modes.push_back(parse_expert_mode(e));
+    } catch (const Error& err) {
+      throw Error(fmt::format("--experts: {}", err.what()), "use bf16, fp8 or bf16,fp8");
+    }
   }
 
   std::string why;
@@ -156,7 +163,7 @@ void run_tpot(const TpotOptions& o) {
   const gpu::DeviceInfo dev = gpu::device_info();
   gpu::require_hopper(dev);
 
-  GpuEngineOptions eo;
+  DecodeOptions eo;
   const int per_context = (o.warmup + o.num_tokens) * int(o.experts.size());
   eo.max_context = contexts.back() + per_context + 1;
   std::unique_ptr<GpuEngine> engine;
@@ -213,13 +220,13 @@ void run_tpot(const TpotOptions& o) {
       // Each phase's cost = time with everything minus time with that phase skipped (its grid
       // barriers still run); "barriers only" skips every phase and the LM head.
       auto time_mask = [&](uint32_t mask) {
-        engine->args().phase_mask = mask;
+        engine->set_phase_mask(mask);
         std::vector<double> ms;
         for (int i = 0; i < o.warmup + o.num_tokens; ++i) {
           engine->step(next, pos);  // same position: the cache is not extended while profiling
           if (i >= o.warmup) ms.push_back(engine->last_kernel_ms());
         }
-        engine->args().phase_mask = ~0u;
+        engine->set_phase_mask(~0u);
         return percentile(ms, 0.5);
       };
       const double all = time_mask(~0u);
@@ -231,13 +238,14 @@ void run_tpot(const TpotOptions& o) {
       }
     }
     if (o.phase_times) {
-      for (const std::string& ex : o.experts) {
-        engine->args().experts_fp8 = ex == "fp8" ? 1 : 0;
-        print_phase_times(*engine, next, pos, ctx, ex, o);
+      for (const ExpertMode mode : expert_modes) {
+        engine->set_expert_mode(mode);
+        print_phase_times(*engine, next, pos, ctx, std::string(expert_mode_name(mode)), o);
       }
     }
-    for (const std::string& ex : o.experts) {
-      engine->args().experts_fp8 = ex == "fp8" ? 1 : 0;
+    for (const ExpertMode mode : expert_modes) {
+      engine->set_expert_mode(mode);
+      const std::string ex(expert_mode_name(mode));
       for (int i = 0; i < o.warmup; ++i) next = engine->step(next, pos++);
       std::vector<double> ms;
       const int first = pos;

@@ -14,9 +14,10 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "bench/bench_cli.h"
 #include "host/error.h"
 #include "host/sha256.h"
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::cli {
 namespace {
@@ -135,7 +136,7 @@ void run_bench(const BenchOptions& opt) {
 
 }  // namespace
 
-// Registered by add_tokenize_commands (host/tokenizer_cli.cpp); hidden from --help.
+// Registered by add_tokenize_commands (host/cli/tokenize_cli.cpp); hidden from --help.
 void add_tokenizer_bench_command(CLI::App& app) {
   auto opt = std::make_shared<BenchOptions>();
   auto* cmd = app.add_subcommand("tokenizer-bench", "Tokenizer load time and encode MB/s");

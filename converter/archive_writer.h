@@ -13,8 +13,8 @@
 #include <string>
 #include <vector>
 
-#include "host/archive.h"
-#include "host/archive_format.h"
+#include "host/archive/archive.h"
+#include "host/archive/archive_format.h"
 #include "host/model_config.h"
 #include "host/tensor_spec.h"
 

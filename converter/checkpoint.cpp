@@ -25,23 +25,6 @@ uint64_t SourcePiece::num_bytes() const {
   return n;
 }
 
-bool split_canonical_name(const std::string& name, int* layer, std::string* suffix) {
-  constexpr std::string_view kPrefix = "layers.";
-  if (name.rfind(kPrefix, 0) != 0) {
-    *layer = -1;
-    *suffix = name;
-    return true;
-  }
-  const char* first = name.data() + kPrefix.size();
-  const char* last = name.data() + name.size();
-  int value = -1;
-  auto [ptr, ec] = std::from_chars(first, last, value);
-  if (ec != std::errc() || ptr == first || ptr == last || *ptr != '.' || value < 0) return false;
-  *layer = value;
-  *suffix = std::string(ptr + 1, last);
-  return true;
-}
-
 namespace {
 
 std::string shape_str(const std::vector<int64_t>& shape) {

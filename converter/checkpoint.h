@@ -39,10 +39,6 @@ struct SourcePiece {
 std::vector<SourcePiece> source_pieces(const ModelConfig& config, CheckpointLayout layout,
                                        const std::string& canonical_name);
 
-// "layers.3.qkv.weight" -> layer 3, suffix "qkv.weight"; global tensors give layer -1.
-// False when the name has no valid layer number.
-bool split_canonical_name(const std::string& name, int* layer, std::string* suffix);
-
 class Checkpoint {
  public:
   // `dir` may be the HF top level, an original/ directory, or a directory holding original/

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "converter/checkpoint.h"
+#include "host/data_files.h"  // o200k_base_candidates, kO200kBaseSha256, read_file
 #include "host/error.h"
 #include "host/sha256.h"
 
@@ -21,23 +22,10 @@ namespace ar = archive;
 
 constexpr uint64_t kMaxTokenizerBytes = 1ull << 30;
 
-std::vector<std::byte> read_file(const fs::path& path) {
-  std::error_code ec;
-  const uint64_t size = fs::file_size(path, ec);
-  if (ec) {
-    throw Error(fmt::format("cannot read {}: {}", path.string(), ec.message()),
-                "check the path and its permissions");
-  }
-  if (size > kMaxTokenizerBytes) {
-    throw Error(fmt::format("{} is {} bytes; a tokenizer file is at most {}", path.string(), size,
-                            kMaxTokenizerBytes));
-  }
-  std::vector<std::byte> bytes(size);
-  std::ifstream in(path, std::ios::binary);
-  if (!in.read(reinterpret_cast<char*>(bytes.data()), static_cast<std::streamsize>(size))) {
-    throw Error(fmt::format("cannot read {}", path.string()), "check the file's permissions");
-  }
-  return bytes;
+std::vector<std::byte> read_tokenizer_file(const fs::path& path) {
+  const std::string text = read_file(path, kMaxTokenizerBytes);
+  const auto* p = reinterpret_cast<const std::byte*>(text.data());
+  return std::vector<std::byte>(p, p + text.size());
 }
 
 // Every non-empty line is "<base64 token> <decimal rank>" (the tiktoken ranks format).
@@ -74,33 +62,11 @@ std::string sha256_hex(const std::vector<std::byte>& bytes) {
   return Sha256::hex(Sha256::digest(bytes));
 }
 
-fs::path executable_dir() {
-  std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
-  return ec ? fs::path() : exe.parent_path();
-}
-
 }  // namespace
-
-std::vector<fs::path> o200k_base_candidates() {
-  std::vector<fs::path> out;
-  if (const char* env = std::getenv("GPTOSS_DATA_DIR"); env != nullptr && *env != '\0') {
-    out.push_back(fs::path(env) / kO200kBaseFileName);
-  }
-#ifdef GPTOSS_DATA_DIR
-  out.push_back(fs::path(GPTOSS_DATA_DIR) / kO200kBaseFileName);
-#endif
-  if (const fs::path exe = executable_dir(); !exe.empty()) {
-    out.push_back(exe / "data" / kO200kBaseFileName);
-    out.push_back(exe / kO200kBaseFileName);
-    out.push_back(exe.parent_path() / "share" / "gptoss" / kO200kBaseFileName);
-  }
-  return out;
-}
 
 TokenizerBlob load_tokenizer_file(const fs::path& path) {
   TokenizerBlob blob;
-  blob.bytes = read_file(path);
+  blob.bytes = read_tokenizer_file(path);
   blob.source = path.string();
   const std::string_view text(reinterpret_cast<const char*>(blob.bytes.data()), blob.bytes.size());
   const std::string ext = path.extension().string();
@@ -136,7 +102,7 @@ TokenizerBlob default_tokenizer(const fs::path& checkpoint_tokenizer_json,
   for (const fs::path& candidate : o200k_base_candidates()) {
     if (!fs::is_regular_file(candidate, ec)) continue;
     TokenizerBlob blob;
-    blob.bytes = read_file(candidate);
+    blob.bytes = read_tokenizer_file(candidate);
     blob.source = candidate.string();
     blob.format = ar::TokenizerFormat::kTiktoken;
     const std::string sha = sha256_hex(blob.bytes);

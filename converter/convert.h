@@ -9,18 +9,9 @@
 #include <string>
 
 #include "converter/archive_writer.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 
 namespace gptoss::conv {
-
-// sha256 of the o200k_base ranks file (FACTS.md section 4.1).
-inline constexpr std::string_view kO200kBaseSha256 =
-    "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d";
-inline constexpr std::string_view kO200kBaseFileName = "o200k_base.tiktoken";
-
-// Where the bundled o200k_base.tiktoken is looked for, in order: $GPTOSS_DATA_DIR, the build's
-// GPTOSS_DATA_DIR, next to the binary (and its data/ and ../share/gptoss/). First existing wins.
-std::vector<std::filesystem::path> o200k_base_candidates();
 
 // Reads a tokenizer file and tags it: "tiktoken" (lines of "<base64> <rank>") or
 // "hf-tokenizer-json" (a JSON object), from the extension (.tiktoken / .json) checked against

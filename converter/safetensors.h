@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "host/mapped_file.h"
 #include "host/tensor_spec.h"
 
 namespace gptoss::conv {
@@ -29,23 +30,6 @@ struct SafetensorsTensor {
   std::vector<int64_t> shape;
   uint64_t begin = 0;  // byte offset relative to the start of the data area
   uint64_t end = 0;
-};
-
-// A read-only memory map of one file (RAII). Also used by the archive loader.
-class MappedFile {
- public:
-  static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
-  ~MappedFile();
-  MappedFile(const MappedFile&) = delete;
-  MappedFile& operator=(const MappedFile&) = delete;
-  std::span<const std::byte> bytes() const { return {data_, size_}; }
-  const std::filesystem::path& path() const { return path_; }
-
- private:
-  MappedFile() = default;
-  std::filesystem::path path_;
-  const std::byte* data_ = nullptr;
-  size_t size_ = 0;
 };
 
 class SafetensorsFile {

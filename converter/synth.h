@@ -1,6 +1,5 @@
-// synth.h — synthetic gpt-oss checkpoints: the canonical-tensor fill (bytes of any canonical
-// tensor from a seed, see synth_gen.h for the per-value generator) and the streaming writer of a
-// whole checkpoint in the HF layout or the original/ layout. Host only; bounded memory (the
+// synth.h — synthetic gpt-oss checkpoints: the streaming writer of a whole checkpoint (the bytes
+// of each tensor come from host/synth_weights.h's synth_fill) in the HF layout or the original/ layout. Host only; bounded memory (the
 // 120b shape is 65 GB); output bit-identical for the same shape and seed on any machine.
 #pragma once
 
@@ -13,26 +12,11 @@
 #include <vector>
 
 #include "converter/checkpoint.h"
-#include "converter/synth_gen.h"
 #include "host/model_config.h"
+#include "host/synth_weights.h"  // synth_fill, the canonical-tensor generator
 #include "host/tensor_spec.h"
 
 namespace gptoss::conv {
-
-// The generator parameters of one canonical tensor: (layer, kind) identify it; shift / scale_base
-// come from its fan-in. What a GPU kernel needs to generate the same tensor.
-struct SynthTensorParams {
-  uint32_t layer = 0;  // 0 for the embedding, final norm and LM head (their kinds differ)
-  SynthKind kind = SynthKind::kEmbed;
-  uint32_t fan_in = 0;
-};
-// Throws gptoss::Error for a name that is not a canonical tensor of `config`.
-SynthTensorParams synth_tensor_params(const ModelConfig& config, const std::string& canonical_name);
-
-// Writes bytes [byte_offset, byte_offset + out.size()) of canonical tensor `canonical` for `seed`.
-// Any offset and size (chunks may cut elements); throws if the range leaves the tensor.
-void synth_fill(const ModelConfig& config, uint64_t seed, const TensorSpec& canonical,
-                uint64_t byte_offset, std::span<std::byte> out);
 
 // `shape` preset with optional overrides (0 = keep the preset's value).
 ModelConfig synth_config(const std::string& shape, int layers = 0, int experts = 0, int vocab = 0);

@@ -11,8 +11,8 @@
 #include <xxhash.h>
 
 #include "fuzz/fuzz_targets.h"
-#include "host/archive.h"
-#include "host/archive_format.h"
+#include "host/archive/archive.h"
+#include "host/archive/archive_format.h"
 #include "host/error.h"
 #include "host/weights_view.h"
 

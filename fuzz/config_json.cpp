@@ -8,7 +8,7 @@
 
 #include "converter/archive_writer.h"
 #include "fuzz/fuzz_targets.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/error.h"
 #include "host/model_config.h"
 

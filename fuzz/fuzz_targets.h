@@ -24,7 +24,7 @@ void safetensors_header(
     Input data); // converter/safetensors.cpp SafetensorsFile::parse
 void config_json(Input data); // ModelConfig::from_json + plan_archive
 void archive_loader(
-    Input data);            // host/archive.cpp MappedArchive::parse + verify
+    Input data);            // host/archive/archive.cpp MappedArchive::parse + verify
 void tokenizer(Input data); // Tokenizer::encode / decode / StreamDecoder
 void harmony_parser(Input data); // HarmonyStream over generated ids
 

@@ -12,8 +12,8 @@
 
 #include "fuzz/fuzz_targets.h"
 #include "host/error.h"
-#include "host/harmony.h"
-#include "host/tokenizer.h"
+#include "host/text/harmony.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::fuzz {
 

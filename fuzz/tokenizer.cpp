@@ -15,7 +15,7 @@
 
 #include "fuzz/fuzz_targets.h"
 #include "host/error.h"
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::fuzz {
 

@@ -20,7 +20,7 @@ namespace {
 using RtError = hipError_t;
 constexpr RtError kRtSuccess = hipSuccess;
 constexpr const char* kVendor = "HIP";
-constexpr const char* kNoDeviceHint = "no usable AMD GPU/driver: use --backend cpu";
+constexpr const char* kNoDeviceHint = "no usable AMD GPU/driver: use the CPU backend";
 const char* rt_error_name(RtError e) { return hipGetErrorName(e); }
 const char* rt_error_string(RtError e) { return hipGetErrorString(e); }
 RtError rt_get_last_error() { return hipGetLastError(); }
@@ -34,7 +34,7 @@ bool rt_kernel_fault(RtError e) {
 using RtError = cudaError_t;
 constexpr RtError kRtSuccess = cudaSuccess;
 constexpr const char* kVendor = "CUDA";
-constexpr const char* kNoDeviceHint = "no usable NVIDIA GPU/driver: use --backend cpu";
+constexpr const char* kNoDeviceHint = "no usable NVIDIA GPU/driver: use the CPU backend";
 const char* rt_error_name(RtError e) { return cudaGetErrorName(e); }
 const char* rt_error_string(RtError e) { return cudaGetErrorString(e); }
 RtError rt_get_last_error() { return cudaGetLastError(); }
@@ -50,16 +50,19 @@ bool rt_kernel_fault(RtError e) {
 
 [[noreturn]] void fail(RtError err, const char* expr, const char* file, int line) {
   std::string hint;
+  Remedy remedy = Remedy::kNone;
   if (rt_no_device(err)) {
     hint = kNoDeviceHint;
+    remedy = Remedy::kCpuBackend;
   } else if (rt_out_of_memory(err)) {
     hint = kOutOfMemoryHint;
+    remedy = Remedy::kLowerContext;
   } else if (rt_kernel_fault(err)) {
     hint = kKernelFaultHint;
   }
   throw GpuError(fmt::format("{} error {} ({}) in {} at {}:{}", kVendor, rt_error_name(err),
                              rt_error_string(err), expr, file, line),
-                 hint);
+                 hint, remedy);
 }
 
 }  // namespace
@@ -143,7 +146,7 @@ void require_hopper(const DeviceInfo& info) {
   if (info.cc_major < 9) {
     throw GpuError(fmt::format("GPU {} has compute capability {}.{}; this build targets Hopper "
                                "(sm_90a)", info.name, info.cc_major, info.cc_minor),
-                   "run on an H100/H200, or use --backend cpu");
+                   "run on an H100/H200, or use the CPU backend", Remedy::kCpuBackend);
   }
 #endif
 }
@@ -166,7 +169,7 @@ void* device_alloc(size_t bytes, const char* what) {
     throw GpuError(fmt::format("out of GPU memory allocating {} ({:.2f} GiB; {:.2f} GiB free of "
                                "{:.2f} GiB)", what, bytes / 1073741824.0, free_b / 1073741824.0,
                                total_b / 1073741824.0),
-                   kOutOfMemoryHint);
+                   kOutOfMemoryHint, Remedy::kLowerContext);
   }
   GPTOSS_GPU_CALL(err);
   return p;

@@ -25,7 +25,7 @@ class GpuError : public Error {
 inline constexpr const char* kKernelFaultHint =
     "a GPU kernel faulted; the CUDA context is lost and the run cannot continue. Re-run the "
     "same command, and report it with the output of compute-sanitizer (docs/RELIABILITY.md)";
-inline constexpr const char* kOutOfMemoryHint = "free GPU memory (nvidia-smi) or lower --max-context";
+inline constexpr const char* kOutOfMemoryHint = "free GPU memory (nvidia-smi) or lower the context length";
 
 struct DeviceInfo {
   std::string name;

@@ -7,7 +7,7 @@ namespace gptoss::gpu {
 namespace {
 [[noreturn]] void no_gpu() {
   throw GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
-                 "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+                 "rebuild with -DGPTOSS_GPU=CUDA, or use the CPU backend", Remedy::kCpuBackend);
 }
 }  // namespace
 

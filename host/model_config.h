@@ -10,6 +10,8 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include "model/rope_yarn.h"
+
 namespace gptoss {
 
 // The largest width or length a config may have (hidden, heads x head_dim, contexts, ...):
@@ -62,5 +64,11 @@ struct ModelConfig {
 
 // The default layer pattern: even layers sliding, odd layers full (FACTS.md section 1).
 std::vector<uint8_t> default_layer_pattern(int num_layers);
+
+// The model's YaRN parameters (model/rope_yarn.h).
+inline YarnParams yarn_params(const ModelConfig& c) {
+  return YarnParams{c.head_dim, c.rope_theta, c.rope_scaling_factor, c.rope_ntk_beta,
+                    c.rope_ntk_alpha, c.initial_context_length};
+}
 
 }  // namespace gptoss

@@ -1,6 +1,7 @@
 #include "host/tensor_spec.h"
 
 #include <array>
+#include <charconv>
 
 #include <fmt/format.h>
 
@@ -48,30 +49,58 @@ std::string layer_tensor_name(int layer, std::string_view suffix) {
   return fmt::format("layers.{}.{}", layer, suffix);
 }
 
+bool split_canonical_name(const std::string& name, int* layer, std::string* suffix) {
+  constexpr std::string_view kPrefix = "layers.";
+  if (name.rfind(kPrefix, 0) != 0) {
+    *layer = -1;
+    *suffix = name;
+    return true;
+  }
+  const char* first = name.data() + kPrefix.size();
+  const char* last = name.data() + name.size();
+  int value = -1;
+  auto [ptr, ec] = std::from_chars(first, last, value);
+  if (ec != std::errc() || ptr == first || ptr == last || *ptr != '.' || value < 0) return false;
+  *layer = value;
+  *suffix = std::string(ptr + 1, last);
+  return true;
+}
+
+TensorSpec layer_tensor_spec(const ModelConfig& c, int layer, LayerTensor tensor) {
+  const int64_t H = c.hidden, E = c.num_experts, I = c.intermediate;
+  std::vector<int64_t> shape;
+  switch (tensor) {
+    case LayerTensor::kAttnNorm: shape = {H}; break;
+    case LayerTensor::kQkvWeight: shape = {c.qkv_dim(), H}; break;
+    case LayerTensor::kQkvBias: shape = {c.qkv_dim()}; break;
+    case LayerTensor::kSinks: shape = {c.num_heads}; break;
+    case LayerTensor::kOutWeight: shape = {H, c.q_dim()}; break;
+    case LayerTensor::kOutBias: shape = {H}; break;
+    case LayerTensor::kMlpNorm: shape = {H}; break;
+    case LayerTensor::kRouterWeight: shape = {E, H}; break;
+    case LayerTensor::kRouterBias: shape = {E}; break;
+    case LayerTensor::kMlp1Blocks: shape = {E, 2 * I, H / 32, 16}; break;
+    case LayerTensor::kMlp1Scales: shape = {E, 2 * I, H / 32}; break;
+    case LayerTensor::kMlp1Bias: shape = {E, 2 * I}; break;
+    case LayerTensor::kMlp2Blocks: shape = {E, H, I / 32, 16}; break;
+    case LayerTensor::kMlp2Scales: shape = {E, H, I / 32}; break;
+    case LayerTensor::kMlp2Bias: shape = {E, H}; break;
+    case LayerTensor::kCount: break;
+  }
+  const LayerTensorInfo& info = kLayerTensors[static_cast<size_t>(tensor)];
+  return {layer_tensor_name(layer, info.suffix), info.dtype, std::move(shape)};
+}
+
 std::vector<TensorSpec> canonical_tensors(const ModelConfig& c) {
   namespace tn = tensor_names;
-  const int64_t H = c.hidden, V = c.vocab_size, E = c.num_experts, I = c.intermediate;
+  const int64_t H = c.hidden, V = c.vocab_size;
   std::vector<TensorSpec> out;
+  out.reserve(3 + size_t(c.num_layers) * kNumLayerTensors);
   out.push_back({std::string(tn::kEmbed), DType::kBF16, {V, H}});
   for (int l = 0; l < c.num_layers; ++l) {
-    auto add = [&](std::string_view suffix, DType t, std::vector<int64_t> shape) {
-      out.push_back({layer_tensor_name(l, suffix), t, std::move(shape)});
-    };
-    add(tn::kAttnNorm, DType::kBF16, {H});
-    add(tn::kQkvWeight, DType::kBF16, {c.qkv_dim(), H});
-    add(tn::kQkvBias, DType::kBF16, {c.qkv_dim()});
-    add(tn::kSinks, DType::kBF16, {c.num_heads});
-    add(tn::kOutWeight, DType::kBF16, {H, c.q_dim()});
-    add(tn::kOutBias, DType::kBF16, {H});
-    add(tn::kMlpNorm, DType::kBF16, {H});
-    add(tn::kRouterWeight, DType::kBF16, {E, H});
-    add(tn::kRouterBias, DType::kBF16, {E});
-    add(tn::kMlp1Blocks, DType::kU8, {E, 2 * I, H / 32, 16});
-    add(tn::kMlp1Scales, DType::kU8, {E, 2 * I, H / 32});
-    add(tn::kMlp1Bias, DType::kBF16, {E, 2 * I});
-    add(tn::kMlp2Blocks, DType::kU8, {E, H, I / 32, 16});
-    add(tn::kMlp2Scales, DType::kU8, {E, H, I / 32});
-    add(tn::kMlp2Bias, DType::kBF16, {E, H});
+    for (size_t t = 0; t < kNumLayerTensors; ++t) {
+      out.push_back(layer_tensor_spec(c, l, static_cast<LayerTensor>(t)));
+    }
   }
   out.push_back({std::string(tn::kFinalNorm), DType::kBF16, {H}});
   out.push_back({std::string(tn::kLmHead), DType::kBF16, {V, H}});

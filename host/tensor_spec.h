@@ -4,6 +4,8 @@
 // archives against it, and the CPU reference and the GPU upload look tensors up by these names.
 #pragma once
 
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
@@ -51,10 +53,64 @@ inline constexpr std::string_view kMlp2Scales = "mlp2.scales";       // [E, hidd
 inline constexpr std::string_view kMlp2Bias = "mlp2.bias";           // [E, hidden] bf16
 }  // namespace tensor_names
 
-std::string layer_tensor_name(int layer, std::string_view suffix);  // "layers.{layer}.{suffix}"
+// The per-layer tensors in canonical order: the one tensor table. canonical_tensors() (what the
+// converter and the archive loader check), bind_weights() (the weights view), the GPU upload order
+// and the kernel's per-layer pointers (mk::LayerArgs) all come from it.
+enum class LayerTensor : uint8_t {
+  kAttnNorm, kQkvWeight, kQkvBias, kSinks, kOutWeight, kOutBias, kMlpNorm, kRouterWeight,
+  kRouterBias, kMlp1Blocks, kMlp1Scales, kMlp1Bias, kMlp2Blocks, kMlp2Scales, kMlp2Bias, kCount
+};
+inline constexpr size_t kNumLayerTensors = static_cast<size_t>(LayerTensor::kCount);
 
-// Every tensor of the model in canonical order: embed, then per layer the suffixes above in
-// declaration order, then final norm and lm_head.
+// Suffix (after "layers.{i}.") and element type of each LayerTensor; shapes: layer_tensor_spec().
+struct LayerTensorInfo {
+  std::string_view suffix;
+  DType dtype;
+};
+inline constexpr std::array<LayerTensorInfo, kNumLayerTensors> kLayerTensors = {{
+    {tensor_names::kAttnNorm, DType::kBF16},     {tensor_names::kQkvWeight, DType::kBF16},
+    {tensor_names::kQkvBias, DType::kBF16},      {tensor_names::kSinks, DType::kBF16},
+    {tensor_names::kOutWeight, DType::kBF16},    {tensor_names::kOutBias, DType::kBF16},
+    {tensor_names::kMlpNorm, DType::kBF16},      {tensor_names::kRouterWeight, DType::kBF16},
+    {tensor_names::kRouterBias, DType::kBF16},   {tensor_names::kMlp1Blocks, DType::kU8},
+    {tensor_names::kMlp1Scales, DType::kU8},     {tensor_names::kMlp1Bias, DType::kBF16},
+    {tensor_names::kMlp2Blocks, DType::kU8},     {tensor_names::kMlp2Scales, DType::kU8},
+    {tensor_names::kMlp2Bias, DType::kBF16},
+}};
+
+// Calls f(LayerTensor, field) for every per-layer weight pointer of `layer`, in canonical order.
+// `layer` is any struct whose pointer fields are named after the tensors: LayerWeights (host
+// view, weights_view.h) and mk::LayerArgs (the kernel's, megakernel/kernel_args.h). The one place
+// where tensors meet struct fields.
+template <class Layer, class F>
+void visit_layer_tensors(Layer& layer, F&& f) {
+  f(LayerTensor::kAttnNorm, layer.attn_norm);
+  f(LayerTensor::kQkvWeight, layer.qkv_weight);
+  f(LayerTensor::kQkvBias, layer.qkv_bias);
+  f(LayerTensor::kSinks, layer.sinks);
+  f(LayerTensor::kOutWeight, layer.out_weight);
+  f(LayerTensor::kOutBias, layer.out_bias);
+  f(LayerTensor::kMlpNorm, layer.mlp_norm);
+  f(LayerTensor::kRouterWeight, layer.router_weight);
+  f(LayerTensor::kRouterBias, layer.router_bias);
+  f(LayerTensor::kMlp1Blocks, layer.mlp1_blocks);
+  f(LayerTensor::kMlp1Scales, layer.mlp1_scales);
+  f(LayerTensor::kMlp1Bias, layer.mlp1_bias);
+  f(LayerTensor::kMlp2Blocks, layer.mlp2_blocks);
+  f(LayerTensor::kMlp2Scales, layer.mlp2_scales);
+  f(LayerTensor::kMlp2Bias, layer.mlp2_bias);
+}
+
+std::string layer_tensor_name(int layer, std::string_view suffix);  // "layers.{layer}.{suffix}"
+// "layers.3.qkv.weight" -> layer 3, suffix "qkv.weight"; global tensors give layer -1.
+// False when the name has no valid layer number.
+bool split_canonical_name(const std::string& name, int* layer, std::string* suffix);
+
+// Name, dtype and shape of one per-layer tensor.
+TensorSpec layer_tensor_spec(const ModelConfig& config, int layer, LayerTensor tensor);
+
+// Every tensor of the model in canonical order: embed, then per layer kLayerTensors in order,
+// then final norm and lm_head.
 std::vector<TensorSpec> canonical_tensors(const ModelConfig& config);
 
 }  // namespace gptoss

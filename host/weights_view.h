@@ -15,6 +15,7 @@
 
 namespace gptoss {
 
+// One layer's weights; the fields are named after the tensors (visit_layer_tensors, tensor_spec.h).
 struct LayerWeights {
   const bf16_bits* attn_norm;     // [hidden]
   const bf16_bits* qkv_weight;    // [q+2kv, hidden]

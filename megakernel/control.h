@@ -1,23 +1,20 @@
-// control.h — ControlBlock: how the persistent kernel reports trouble to the host. A hung grid
-// barrier (debug spin cap) or an invalid input writes the failing sm/layer/phase and the
-// expected/observed counter values here before trapping, so a hang becomes a report.
+// control.h — ControlBlock: how the persistent kernel reports an invalid input to the host (the
+// launch returns normally and the host reads the block). Hangs are reported elsewhere: a grid
+// barrier whose spin cap expires writes a HangReport (device_ops/grid_barrier_state.h) into mapped
+// host memory and traps, since a trap leaves device memory unreadable (host/runtime/engine.cpp
+// turns it into "the megakernel hung: ... after phase P of layer L").
 #pragma once
 
 #include <cstdint>
 
 namespace gptoss::mk {
 
-enum class KernelError : uint32_t { kNone = 0, kBarrierTimeout = 1, kBadToken = 2, kBadShape = 3 };
+// Values are stable (they appear in error messages); 1 and 3 were never written and are retired.
+enum class KernelError : uint32_t { kNone = 0, kBadToken = 2 };
 
 struct ControlBlock {
-  uint32_t error;     // KernelError
-  uint32_t sm;        // the reporting CTA's SM id
-  int32_t layer;
-  int32_t phase;
-  uint32_t expected;  // barrier generation waited for
-  uint32_t observed;
-  int32_t value;      // e.g. the bad token id
-  uint32_t jitter;    // debug: 1 = random nanosleep around barrier arrive/wait
+  uint32_t error;  // KernelError
+  int32_t value;   // kBadToken: the token id
 };
 
 }  // namespace gptoss::mk

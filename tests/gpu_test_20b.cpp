@@ -20,16 +20,16 @@
 #include <fmt/format.h>
 
 #include "converter/synth.h"
-#include "host/archive.h"
-#include "host/engine.h"
+#include "host/archive/archive.h"
 #include "host/reference/forward.h"
+#include "host/runtime/engine.h"
 #include "host/tensor_spec.h"
 #include "megakernel/phases.h"
 
 namespace {
 
 using gptoss::GpuEngine;
-using gptoss::GpuEngineOptions;
+using gptoss::DecodeOptions;
 using gptoss::MappedArchive;
 
 // The same end-to-end tolerances as the tiny test (gpu_test_megakernel.cpp), for the same reasons:
@@ -61,7 +61,7 @@ TEST_CASE("full scale: --synthetic equals synth + convert, uploaded", "[.full][s
   uint64_t weight_bytes = 0;
   for (const auto& s : specs) weight_bytes += s.num_bytes();
 
-  GpuEngineOptions go;
+  DecodeOptions go;
   go.max_context = 1024;
   std::vector<uint64_t> uploaded;
   {
@@ -101,10 +101,10 @@ TEST_CASE("full scale: megakernel greedy decoding against the CPU reference", "[
   const gptoss::ModelWeights w = gptoss::bind_weights(archive.config(), archive.lookup());
   const gptoss::ModelConfig& c = archive.config();
   const int prompt_len = 8;
-  gptoss::ref::ReferenceOptions ro;
+  DecodeOptions ro;
   ro.max_context = prompt_len + steps + 1;
   gptoss::ref::Reference ref(w, ro);
-  GpuEngineOptions go;
+  DecodeOptions go;
   go.max_context = 1024;
   go.keep_logits = true;
   go.quiet = true;

@@ -15,25 +15,30 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
+#include <string>
+
+#include <sys/wait.h>  // WIFEXITED, WEXITSTATUS of pclose
 
 #include "converter/synth.h"
-#include "host/engine.h"
+#include "host/decode_options.h"
+#include "host/runtime/engine.h"
 #include "host/numeric.h"
 #include "host/reference/forward.h"
 #include "host/reference/memory_model.h"
 
 namespace {
 
+using gptoss::DecodeOptions;
+using gptoss::ExpertMode;
 using gptoss::GpuEngine;
-using gptoss::GpuEngineOptions;
 using gptoss::ModelConfig;
-using gptoss::ref::ExpertMode;
 using gptoss::ref::MemoryModel;
 using gptoss::ref::Reference;
-using gptoss::ref::ReferenceOptions;
 
 // BF16 buffers: both sides compute an FP32 sum in a different order and round once to BF16, so
 // an element may differ by one BF16 ulp (2^-8 relative) plus the FP32 order effect.
@@ -171,13 +176,13 @@ void run_end_to_end(bool fp8) {
   MemoryModel& model = *TinyModel::get().model;
   const ModelConfig& c = model.config();
   constexpr int kPositions = 200;
-  ReferenceOptions ro;
+  DecodeOptions ro;
   ro.experts = fp8 ? ExpertMode::kFp8 : ExpertMode::kBf16;
   ro.max_context = 512;
   Reference ref(model.weights(), ro);
-  GpuEngineOptions go;
+  DecodeOptions go;
   go.max_context = 512;
-  go.experts_fp8 = fp8;
+  go.experts = fp8 ? ExpertMode::kFp8 : ExpertMode::kBf16;
   go.keep_logits = true;
   go.quiet = true;
   GpuEngine gpu(model.weights(), go);
@@ -238,10 +243,10 @@ TEST_CASE("megakernel matches the CPU reference in the fp8 expert mode", "[megak
 
 TEST_CASE("megakernel free-running greedy follows the reference", "[megakernel]") {
   MemoryModel& model = *TinyModel::get().model;
-  ReferenceOptions ro;
+  DecodeOptions ro;
   ro.max_context = 256;
   Reference ref(model.weights(), ro);
-  GpuEngineOptions go;
+  DecodeOptions go;
   go.max_context = 256;
   go.keep_logits = true;
   go.quiet = true;
@@ -269,7 +274,7 @@ TEST_CASE("megakernel free-running greedy follows the reference", "[megakernel]"
 
 TEST_CASE("megakernel decoding is bit-identical across 300 runs", "[megakernel][determinism]") {
   MemoryModel& model = *TinyModel::get().model;
-  GpuEngineOptions go;
+  DecodeOptions go;
   go.max_context = 64;
   go.keep_logits = true;
   go.quiet = true;
@@ -328,7 +333,7 @@ TEST_CASE("synthetic weights generated on the GPU equal the host generator's, bi
   // The uploaded model was filled by conv::synth_fill (the bytes `gptoss synth` writes and
   // `convert` copies); the synthetic engine generated its weights on the device.
   MemoryModel& model = *TinyModel::get().model;
-  GpuEngineOptions go;
+  DecodeOptions go;
   go.max_context = 16;
   go.quiet = true;
   std::vector<uint64_t> uploaded;
@@ -346,4 +351,26 @@ TEST_CASE("synthetic weights generated on the GPU equal the host generator's, bi
   }
   GpuEngine other_seed(model.config(), /*synthetic_seed=*/8, go);
   CHECK(other_seed.weight_hashes()[0] != uploaded[0]);
+}
+
+// A grid barrier that waits past its spin cap is reported, not hung: `generate --test-fault
+// hang:1` runs position 1 with a cap of one poll, the kernel traps, and the command says where it
+// hung. Runs the binary (the trap ends the process's GPU context): GPTOSS_BINARY in the
+// environment, else the build's.
+TEST_CASE("megakernel: a barrier past its spin cap becomes a clear error", "[megakernel][hang]") {
+  const char* env = std::getenv("GPTOSS_BINARY");
+  const std::string bin = env ? env : GPTOSS_BINARY;
+  const std::string cmd = bin + " generate --synthetic tiny --seed 1 --backend cuda --raw "
+                                "--tokens 1,2,3 -n 4 --test-fault hang:1 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe != nullptr);
+  std::string out;
+  char buf[4096];
+  while (size_t n = fread(buf, 1, sizeof(buf), pipe)) out.append(buf, n);
+  const int status = pclose(pipe);
+  INFO(out);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 1);
+  CHECK_THAT(out, Catch::Contains("the megakernel hung") && Catch::Contains("grid barrier after phase") &&
+                      Catch::Contains("decoding stopped at position 1"));
 }

@@ -28,8 +28,9 @@
 #include "converter/convert.h"
 #include "converter/safetensors.h"
 #include "converter/synth.h"
-#include "host/archive.h"
-#include "host/archive_format.h"
+#include "host/archive/archive.h"
+#include "host/archive/archive_format.h"
+#include "host/data_files.h"
 #include "host/error.h"
 #include "host/weights_view.h"
 
@@ -811,7 +812,7 @@ TEST_CASE("convert: synthetic checkpoint round trip, both layouts byte-identical
   const MappedArchive a = MappedArchive::open(out / "hf.gptoss");
   CHECK(a.config() == ck.config);
   CHECK(a.tokenizer_format() == ar::TokenizerFormat::kTiktoken);
-  CHECK(a.tokenizer_sha256_hex() == gptoss::conv::kO200kBaseSha256);
+  CHECK(a.tokenizer_sha256_hex() == gptoss::kO200kBaseSha256);
   CHECK(a.verify().ok());
   for (bool original : {false, true}) {
     const auto ckpt = gptoss::conv::Checkpoint::open(ck.dir.path(), original);

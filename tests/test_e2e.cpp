@@ -21,7 +21,7 @@
 
 #include "converter/convert.h"
 #include "converter/synth.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/reference/forward.h"
 #include "tests/reference/naive_model.h"
 #include "tests/temp_dir.h"
@@ -368,7 +368,7 @@ TEST_CASE("CPU reference matches transformers FP32 on a synthetic checkpoint", "
   const fs::path archive_path = regenerate_archive(f, c, tmp.path);
   const MappedArchive archive = MappedArchive::open(archive_path);
   const ModelWeights w = bind_weights(archive.config(), archive.lookup());
-  ref::Reference r(w, {ref::ExpertMode::kBf16, 0,
+  ref::Reference r(w, {gptoss::ExpertMode::kBf16, 0,
                        static_cast<int>(f.tokens.size() + f.greedy.size())});
   check_report(compare_with_fixture(r, f, kFp32), kFp32);
 }
@@ -386,7 +386,7 @@ TEST_CASE("CPU reference matches transformers on a given archive", "[.e2e_archiv
   const MappedArchive archive = MappedArchive::open(archive_env);
   REQUIRE(archive.config() == c);
   const ModelWeights w = bind_weights(archive.config(), archive.lookup());
-  ref::Reference r(w, {ref::ExpertMode::kBf16, 0,
+  ref::Reference r(w, {gptoss::ExpertMode::kBf16, 0,
                        static_cast<int>(f.tokens.size() + f.greedy.size())});
   const bool bf16 = f.precision.rfind("bf16", 0) == 0;
   const bool deep = c.num_layers > 4;
@@ -477,6 +477,6 @@ TEST_CASE("e2e comparison self-check against the naive FP64 model", "[.e2e_selfc
     j["greedy"] = {{"tokens", f.greedy}, {"margins", f.greedy_margins}};
     std::ofstream(out) << j.dump();
   }
-  ref::Reference r(w, {ref::ExpertMode::kBf16, 0, positions + greedy_steps});
+  ref::Reference r(w, {gptoss::ExpertMode::kBf16, 0, positions + greedy_steps});
   check_report(compare_with_fixture(r, f, kFp32), kFp32);
 }

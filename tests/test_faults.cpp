@@ -27,7 +27,7 @@
 
 #include "converter/convert.h"
 #include "converter/synth.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/reference/forward.h"
 #include "tests/temp_dir.h"
 
@@ -171,7 +171,7 @@ struct MiniCheckpoint {
 std::vector<int> reference_ids(const fs::path &archive, int n) {
   const MappedArchive a = MappedArchive::open(archive);
   const ModelWeights w = bind_weights(a.config(), a.lookup());
-  ref::Reference r(w, {ref::ExpertMode::kBf16, 1, n + 4});
+  ref::Reference r(w, {gptoss::ExpertMode::kBf16, 1, n + 4});
   int next = 0;
   for (int t : {1, 2, 3})
     next = r.step(t);

@@ -17,8 +17,8 @@
 #include "converter/archive_writer.h"
 #include "converter/synth.h"
 #include "fuzz/fuzz_targets.h"
-#include "host/archive.h"
-#include "host/tokenizer.h"
+#include "host/archive/archive.h"
+#include "host/text/tokenizer.h"
 
 namespace fs = std::filesystem;
 using namespace gptoss;

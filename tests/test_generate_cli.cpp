@@ -14,7 +14,7 @@
 
 #include "converter/convert.h"
 #include "converter/synth.h"
-#include "host/archive.h"
+#include "host/archive/archive.h"
 #include "host/reference/forward.h"
 #include "tests/temp_dir.h"
 
@@ -74,7 +74,7 @@ TEST_CASE("generate --backend cpu prints the reference's greedy ids", "[generate
 
   const MappedArchive archive = MappedArchive::open(a.path);
   const ModelWeights w = bind_weights(archive.config(), archive.lookup());
-  for (auto mode : {ref::ExpertMode::kBf16, ref::ExpertMode::kFp8}) {
+  for (auto mode : {gptoss::ExpertMode::kBf16, gptoss::ExpertMode::kFp8}) {
     ref::Reference r(w, {mode, 1, 64});
     int next = 0;
     for (int t : {1, 2, 3}) next = r.step(t);
@@ -83,7 +83,7 @@ TEST_CASE("generate --backend cpu prints the reference's greedy ids", "[generate
       next = r.step(next);
       want += "," + std::to_string(next);
     }
-    if (mode == ref::ExpertMode::kFp8) {
+    if (mode == gptoss::ExpertMode::kFp8) {
       REQUIRE(run_gptoss("generate " + model + " --backend cpu --experts fp8 --tokens 1,2,3 -n 6",
                          a.dir.path, &out, &err) == 0);
     }

@@ -9,8 +9,8 @@
 #include <fmt/format.h>
 
 #include "host/error.h"
-#include "host/harmony.h"
-#include "host/tokenizer.h"
+#include "host/text/harmony.h"
+#include "host/text/tokenizer.h"
 
 namespace tok = gptoss::tok;
 using tok::TokenId;

@@ -9,7 +9,7 @@
 
 #include "device_ops/rmsnorm.cuh"
 #include "device_ops/rope.cuh"
-#include "device_ops/rope_yarn.h"
+#include "model/rope_yarn.h"
 #include "device_ops/swiglu.cuh"
 #include "tests/harness.cuh"
 #include "tests/reference/op_ref.h"

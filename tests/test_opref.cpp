@@ -1,5 +1,5 @@
 // test_opref.cpp — CPU checks of the device-op oracles (tests/reference/op_ref.h) and of the host
-// YaRN tables (device_ops/rope_yarn.h): values worked out by hand or quoted in FACTS.md, so that the
+// YaRN tables (model/rope_yarn.h): values worked out by hand or quoted in FACTS.md, so that the
 // GPU tests compare against references that are themselves checked.
 #include <catch2/catch.hpp>
 
@@ -7,8 +7,8 @@
 #include <limits>
 #include <vector>
 
-#include "device_ops/rope_yarn.h"
 #include "host/numeric.h"
+#include "model/rope_yarn.h"
 #include "tests/reference/op_ref.h"
 
 using namespace gptoss;

@@ -301,7 +301,7 @@ TEST_CASE("the sliding window holds 128 keys including the current one", "[refer
     auto sinks = m.tensor(layer_tensor_name(l, tensor_names::kSinks));
     for (int h = 0; h < c.num_heads; ++h) set_bf16(sinks, h, -200.0f);
   }
-  ref::Reference r(m.weights(), {ref::ExpertMode::kBf16, 2, 256});
+  ref::Reference r(m.weights(), {gptoss::ExpertMode::kBf16, 2, 256});
   const int group = c.num_heads / c.num_kv_heads;
   for (int pos : {126, 127, 128, 129, 200}) {
     const double full_mean = pos / 2.0;                               // keys 0..pos
@@ -354,7 +354,7 @@ TEST_CASE("sinks: a huge sink drives the output to zero, a very negative one is 
 TEST_CASE("reference results do not depend on the thread count", "[reference]") {
   const ModelConfig c = small_config(3);
   ref::MemoryModel m(c, ref::random_filler(5));
-  for (ref::ExpertMode mode : {ref::ExpertMode::kBf16, ref::ExpertMode::kFp8}) {
+  for (gptoss::ExpertMode mode : {gptoss::ExpertMode::kBf16, gptoss::ExpertMode::kFp8}) {
     std::vector<std::vector<float>> logits;
     std::vector<std::vector<int>> tokens;
     std::vector<std::vector<bf16_bits>> swiglu;
@@ -377,22 +377,22 @@ TEST_CASE("reference results do not depend on the thread count", "[reference]") 
 TEST_CASE("reference rejects bad tokens and positions past its capacity", "[reference]") {
   const ModelConfig c = small_config(1);
   ref::MemoryModel m(c, ref::random_filler(1));
-  ref::Reference r(m.weights(), {ref::ExpertMode::kBf16, 1, 3});
+  ref::Reference r(m.weights(), {gptoss::ExpertMode::kBf16, 1, 3});
   CHECK_THROWS_WITH(r.step(c.vocab_size), Catch::Contains("outside the vocabulary"));
   CHECK_THROWS_WITH(r.step(-1), Catch::Contains("outside the vocabulary"));
   r.step(1);
   r.step(2);
   r.step(3);
   CHECK_THROWS_WITH(r.step(4), Catch::Contains("context limit of 3"));
-  CHECK_THROWS_AS(ref::parse_expert_mode("fp4"), Error);
-  CHECK(ref::parse_expert_mode("fp8") == ref::ExpertMode::kFp8);
+  CHECK_THROWS_AS(gptoss::parse_expert_mode("fp4"), Error);
+  CHECK(gptoss::parse_expert_mode("fp8") == gptoss::ExpertMode::kFp8);
 }
 
 TEST_CASE("fp8 expert mode changes only the expert input", "[reference]") {
   const ModelConfig c = small_config(1);
   ref::MemoryModel m(c, ref::random_filler(9));
-  ref::Reference a(m.weights(), {ref::ExpertMode::kBf16, 2, 16});
-  ref::Reference b(m.weights(), {ref::ExpertMode::kFp8, 2, 16});
+  ref::Reference a(m.weights(), {gptoss::ExpertMode::kBf16, 2, 16});
+  ref::Reference b(m.weights(), {gptoss::ExpertMode::kFp8, 2, 16});
   a.step(5);
   b.step(5);
   const auto& la = a.layer(0);

@@ -118,7 +118,7 @@ std::vector<int> seeded_tokens(int n, int vocab, uint64_t seed) {
 // each buffer's difference is that of one phase, so the tolerances are per element.
 void compare_teacher_forced(const ModelWeights& w, const std::vector<int>& tokens, bool fp8) {
   const ModelConfig& c = w.config;
-  ref::Reference reference(w, {fp8 ? ref::ExpertMode::kFp8 : ref::ExpertMode::kBf16, 2,
+  ref::Reference reference(w, {fp8 ? gptoss::ExpertMode::kFp8 : gptoss::ExpertMode::kBf16, 2,
                                static_cast<int>(tokens.size())});
   NaiveModel naive(w, /*round_bf16=*/true, fp8);
   BufferCheck t_attn{"t_attn"}, qkv{"qkv"}, attn{"attn"}, x_attn{"x_attn"}, t_mlp{"t_mlp"},
@@ -210,7 +210,7 @@ TEST_CASE("free-running, the reference stays within BF16 rounding of the exact F
   const ModelConfig c = config_with(256, 8, 2, 8, 128, 2, 8, 512);
   ref::MemoryModel m(c, ref::random_filler(24));
   const auto tokens = seeded_tokens(20, c.vocab_size, 8);
-  ref::Reference reference(m.weights(), {ref::ExpertMode::kBf16, 2, 64});
+  ref::Reference reference(m.weights(), {gptoss::ExpertMode::kBf16, 2, 64});
   NaiveModel naive(m.weights(), /*round_bf16=*/false, /*fp8=*/false);
   double worst_cos = 1, worst_err = 0;
   int compared = 0;

@@ -1,4 +1,4 @@
-// test_synth_gen.cu — the synthetic-weight generator (converter/synth_gen.h) evaluated on the GPU
+// test_synth_gen.cu — the synthetic-weight generator (model/synth_gen.h) evaluated on the GPU
 // equals the same formulas on the host, bit for bit, for every tensor kind at the real fan-ins.
 // (tests/test_synth.cpp checks that the host writer's synth_fill equals these formulas, so a GPU
 // `--synthetic` model equals a `gptoss synth` checkpoint of the same shape and seed.)
@@ -9,7 +9,7 @@
 
 // harness.cuh first: it brings the vendor runtime (__host__ __device__) that synth_gen.h assumes.
 #include "tests/harness.cuh"
-#include "converter/synth_gen.h"
+#include "model/synth_gen.h"
 
 namespace {
 

@@ -17,7 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "host/error.h"
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 namespace tok = gptoss::tok;
 using tok::TokenId;

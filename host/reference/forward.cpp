@@ -18,16 +18,6 @@ size_t sz(int n) { return static_cast<size_t>(n); }
 
 }  // namespace
 
-std::string_view expert_mode_name(ExpertMode m) {
-  return m == ExpertMode::kFp8 ? "fp8" : "bf16";
-}
-
-ExpertMode parse_expert_mode(std::string_view s) {
-  if (s == "bf16") return ExpertMode::kBf16;
-  if (s == "fp8") return ExpertMode::kFp8;
-  throw Error(fmt::format("unknown expert mode '{}'", s), "use --experts bf16 or --experts fp8");
-}
-
 void LayerBuffers::resize(const ModelConfig& c) {
   const size_t h = sz(c.hidden), k = sz(c.experts_per_token);
   x_in.assign(h, 0.0f);
@@ -69,7 +59,7 @@ int KvCache::slot(int layer, int pos) const {
   if (pos < 0 || pos >= capacity_) {
     throw Error(fmt::format("position {} is outside the KV cache (capacity {} positions)", pos,
                             capacity_),
-                "raise --max-context");
+                "raise the context length", Remedy::kRaiseContext);
   }
   return config_.is_sliding(layer) ? pos % config_.sliding_window : pos;
 }
@@ -108,13 +98,12 @@ const bf16_bits* KvCache::v(int layer, int pos) const {
 
 // ---- the forward pass ------------------------------------------------------------------------
 
-Reference::Reference(const ModelWeights& weights, ReferenceOptions options)
+Reference::Reference(const ModelWeights& weights, DecodeOptions options)
     : w_(weights),
       opts_(options),
       pool_(options.num_threads),
       rope_(weights.config),
-      cache_(weights.config, options.max_context > 0 ? options.max_context
-                                                     : weights.config.max_context) {
+      cache_(weights.config, resolve_max_context(weights.config, options.max_context)) {
   const ModelConfig& c = w_.config;
   c.validate();
   GPTOSS_CHECK(w_.embed && w_.final_norm && w_.lm_head &&
@@ -293,7 +282,7 @@ int Reference::step(int token) {
   if (pos_ >= cache_.capacity()) {
     throw Error(fmt::format("position {} is beyond the context limit of {} positions", pos_,
                             cache_.capacity()),
-                "raise --max-context");
+                "raise the context length", Remedy::kRaiseContext);
   }
   const size_t H = sz(c.hidden);
   std::vector<float> x(H);

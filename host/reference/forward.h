@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "host/decode_options.h"  // DecodeOptions, ExpertMode
 #include "host/model_config.h"
 #include "host/numeric.h"
 #include "host/reference/ops.h"
@@ -20,15 +21,6 @@
 #include "megakernel/phases.h"
 
 namespace gptoss::ref {
-
-// How the expert GEMVs see their input t (the post-attention RMSNorm output, BF16).
-enum class ExpertMode : uint8_t {
-  kBf16,  // MXFP4 weights dequantized exactly, activations BF16
-  kFp8,   // activations quantized to E4M3 + one E8M0 scale per 32 (/work/notes/fp8.md)
-};
-std::string_view expert_mode_name(ExpertMode m);  // "bf16" | "fp8"
-// Throws gptoss::Error with a hint for anything but "bf16" / "fp8".
-ExpertMode parse_expert_mode(std::string_view s);
 
 struct RouterMargins {
   float kth_gap = std::numeric_limits<float>::infinity();   // k-th minus (k+1)-th router logit
@@ -85,16 +77,10 @@ class KvCache {
   std::vector<std::vector<bf16_bits>> k_, v_;  // [layer][slots * kv_dim]
 };
 
-struct ReferenceOptions {
-  ExpertMode experts = ExpertMode::kBf16;
-  int num_threads = 0;  // 0: one per hardware thread
-  int max_context = 0;  // KV capacity in positions; 0: the model's max_context
-};
-
 class Reference {
  public:
-  // `weights` must outlive the Reference.
-  Reference(const ModelWeights& weights, ReferenceOptions options = {});
+  // `weights` must outlive the Reference. Reads options.experts, num_threads and max_context.
+  Reference(const ModelWeights& weights, DecodeOptions options = {});
 
   const ModelConfig& config() const { return w_.config; }
   ExpertMode expert_mode() const { return opts_.experts; }
@@ -128,7 +114,7 @@ class Reference {
   void experts_down(int layer, LayerBuffers& b);
 
   const ModelWeights& w_;
-  ReferenceOptions opts_;
+  DecodeOptions opts_;
   ThreadPool pool_;
   YarnRope rope_;
   KvCache cache_;

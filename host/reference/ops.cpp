@@ -19,33 +19,13 @@
 namespace gptoss::ref {
 
 YarnRope::YarnRope(const ModelConfig& c) {
-  const int d = c.head_dim;
-  const int half = d / 2;
-  const double factor = c.rope_scaling_factor;
-  // HF find_correction_dim: the dimension whose wavelength fits num_rotations times into the
-  // original context; not rounded to integers because the checkpoints say truncate: false.
-  auto correction_dim = [&](double num_rotations) {
-    return d * std::log(c.initial_context_length / (num_rotations * 2.0 * std::numbers::pi)) /
-           (2.0 * std::log(c.rope_theta));
-  };
-  const double low = std::max(correction_dim(c.rope_ntk_beta), 0.0);
-  double high = std::min(correction_dim(c.rope_ntk_alpha), double(d - 1));
-  if (high == low) high += 0.001;  // as HF, to avoid a division by zero
-  omega_.resize(static_cast<size_t>(half));
-  for (int i = 0; i < half; ++i) {
-    const double inv_freq = 1.0 / std::pow(c.rope_theta, 2.0 * i / d);
-    const double ramp = std::clamp((i - low) / (high - low), 0.0, 1.0);
-    omega_[static_cast<size_t>(i)] = inv_freq / factor * ramp + inv_freq * (1.0 - ramp);
-  }
-  concentration_ = factor > 1.0 ? 0.1 * std::log(factor) + 1.0 : 1.0;
+  const YarnParams p = yarn_params(c);
+  omega_ = yarn_inv_freq(p);
+  concentration_ = yarn_concentration(p);
 }
 
 void YarnRope::row(int pos, float* cos_out, float* sin_out) const {
-  for (size_t i = 0; i < omega_.size(); ++i) {
-    const double angle = static_cast<double>(pos) * omega_[i];
-    cos_out[i] = static_cast<float>(concentration_ * std::cos(angle));
-    sin_out[i] = static_cast<float>(concentration_ * std::sin(angle));
-  }
+  yarn_row(omega_, concentration_, pos, cos_out, sin_out);
 }
 
 void apply_rope(float* head, const float* cos, const float* sin, int head_dim) {

@@ -16,7 +16,8 @@ namespace gptoss::ref {
 inline constexpr float kSwigluAlpha = 1.702f;  // hard-coded in the model code (FACTS.md 1)
 
 // YaRN rotary embedding (FACTS.md 3, step 2.3): pairs (i, i + head_dim/2), frequencies blended
-// between extrapolation and interpolation by a linear ramp, concentration C on cos and sin.
+// between extrapolation and interpolation by a linear ramp, concentration C on cos and sin. The
+// numbers come from model/rope_yarn.h, the table the GPU engine uploads too.
 class YarnRope {
  public:
   explicit YarnRope(const ModelConfig& config);

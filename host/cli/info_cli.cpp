@@ -8,9 +8,9 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
-#include "converter/convert.h"  // kO200kBaseSha256
-#include "host/archive.h"
-#include "host/cli.h"
+#include "host/archive/archive.h"
+#include "host/cli/cli.h"
+#include "host/data_files.h"  // kO200kBaseSha256
 #include "host/error.h"
 #include "host/progress.h"
 
@@ -63,7 +63,7 @@ std::string shape_text(const std::vector<int64_t>& shape) {
 
 std::string tokenizer_note(const MappedArchive& a) {
   if (a.tokenizer_format() == archive::TokenizerFormat::kTiktoken &&
-      a.tokenizer_sha256_hex() == conv::kO200kBaseSha256) {
+      a.tokenizer_sha256_hex() == kO200kBaseSha256) {
     return " (o200k_base)";
   }
   return "";

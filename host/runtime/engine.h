@@ -8,27 +8,24 @@
 #include <memory>
 #include <vector>
 
+#include "host/decode_options.h"
 #include "host/model_config.h"
 #include "host/weights_view.h"
 #include "megakernel/kernel_args.h"
+#include "model/expert_mode.h"
 
 namespace gptoss {
-
-struct GpuEngineOptions {
-  int max_context = 4096;    // KV capacity of full-attention layers, in positions
-  bool experts_fp8 = false;  // FP8 expert activations (E4M3 + E8M0 per 32)
-  bool keep_logits = false;  // write the FP32 logits every step (accuracy tools, tests)
-  bool quiet = false;        // no upload progress on stderr
-};
 
 // Bytes of device memory the engine needs besides the weights, for a context of max_context.
 uint64_t gpu_kv_cache_bytes(const ModelConfig& config, int max_context);
 
 class GpuEngine {
  public:
-  GpuEngine(const ModelWeights& weights, const GpuEngineOptions& options);
+  // Reads options.experts, max_context (the KV capacity of full-attention layers; 0: the model's
+  // context length), keep_logits and quiet.
+  GpuEngine(const ModelWeights& weights, const DecodeOptions& options);
   // Synthetic weights generated in GPU memory, bit-identical to `gptoss synth --seed` + convert.
-  GpuEngine(const ModelConfig& config, uint64_t synthetic_seed, const GpuEngineOptions& options);
+  GpuEngine(const ModelConfig& config, uint64_t synthetic_seed, const DecodeOptions& options);
   ~GpuEngine();
   GpuEngine(const GpuEngine&) = delete;
   GpuEngine& operator=(const GpuEngine&) = delete;
@@ -36,6 +33,9 @@ class GpuEngine {
   const ModelConfig& config() const { return config_; }
   int grid_size() const { return grid_; }
   int max_context() const { return opts_.max_context; }
+  ExpertMode expert_mode() const { return opts_.experts; }
+  // The expert path of the following steps (bench: both paths timed on one upload).
+  void set_expert_mode(ExpertMode mode);
 
   // Runs `token` at position `pos` (positions must be run in order from 0); returns the greedy
   // next token. Throws gptoss::Error on a kernel error or invalid output.
@@ -65,23 +65,39 @@ class GpuEngine {
   // each phase's barrier, [1 + num_layers * kNumPhases] the end of the LM head.
   void enable_phase_times();
   std::vector<uint64_t> read_phase_times() const;
+  // Profiling: the following steps run phase p only when bit p of `mask` is set (bit kNumPhases:
+  // the LM head); the grid barriers run regardless, so skipping a phase measures its cost. While
+  // any bit is clear step() returns 0 (the output is meaningless). ~0u (the default) runs all.
+  void set_phase_mask(uint32_t mask);
+  // Fault injection (`generate --test-fault hang:POS`): grid barriers give up after `polls` polls
+  // instead of the production cap, so a step whose CTAs wait at all reports a hang.
+  void set_barrier_spin_cap(uint32_t polls);
   // Kernel time of the last step() in milliseconds (device events around the launch).
   float last_kernel_ms() const { return last_kernel_ms_; }
+  // Tests only (barrier jitter and spin caps): the kernel's argument struct. Front ends and benches
+  // use the methods above.
   mk::MegakernelArgs& args() { return args_; }
+
+  // Grid barriers give up after this many polls (each an L2 round trip of ~1 us: tens of seconds,
+  // far beyond any real step) and report where they hung instead of hanging the process.
+  static constexpr uint32_t kBarrierSpinCap = 1u << 25;
 
  private:
   void init(const ModelWeights* host_weights, uint64_t synthetic_seed);
   void launch(int token, int pos);
+  // After a failed launch: a gptoss::Error saying where the kernel hung, if a barrier reported it.
+  void throw_if_hung() const;
   void check_control();
 
   ModelConfig config_;
-  GpuEngineOptions opts_;
+  DecodeOptions opts_;  // max_context resolved (never 0)
   int grid_ = 0;
   mk::MegakernelArgs args_{};
   std::vector<mk::LayerArgs> layers_host_;
   std::vector<void*> allocations_;  // freed in the destructor
   std::vector<const void*> weight_ptrs_;  // device pointer per canonical tensor
   float last_kernel_ms_ = 0;
+  HangReport* hang_report_ = nullptr;  // mapped pinned memory: readable after the trap it reports
   std::unique_ptr<class EventPair> events_;
 };
 

@@ -1,7 +1,7 @@
 // harmony.cpp — harmony rendering (conversation -> ids) and the streaming output parser.
 // Mirrors openai/harmony's renderer piece by piece: each text between two special tokens is
 // encoded on its own, so the ids match harmony's exactly (FACTS.md 4.2 test).
-#include "host/harmony.h"
+#include "host/text/harmony.h"
 
 #include <algorithm>
 

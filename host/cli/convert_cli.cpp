@@ -14,8 +14,8 @@
 
 #include "converter/checkpoint.h"
 #include "converter/convert.h"
-#include "host/archive.h"
-#include "host/cli.h"
+#include "host/archive/archive.h"
+#include "host/cli/cli.h"
 #include "host/error.h"
 #include "host/interrupt.h"
 #include "host/progress.h"

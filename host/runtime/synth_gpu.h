@@ -1,13 +1,13 @@
 // synth_gpu.h — synthetic weights generated directly in GPU memory (`--synthetic SHAPE
 // --seed N`), bit-identical to `gptoss synth` + `convert` for the same shape and seed: the
-// device runs the same integer generator (converter/synth_gen.h) over canonical indices.
+// device runs the same integer generator (model/synth_gen.h) over canonical indices.
 #pragma once
 
 #include <cstdint>
 
 #include "host/model_config.h"
+#include "host/runtime/synth_gpu_launch.h"
 #include "host/tensor_spec.h"
-#include "host/synth_gpu_launch.h"
 
 namespace gptoss {
 

@@ -8,7 +8,7 @@
 #include <cstdio>
 
 #include "converter/synth.h"
-#include "host/cli.h"
+#include "host/cli/cli.h"
 #include "host/error.h"
 
 namespace gptoss::cli {

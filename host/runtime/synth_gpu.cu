@@ -1,6 +1,6 @@
-// synth_gpu.cu — device side of host/synth_gpu.h: one grid-stride kernel per tensor kind family
+// synth_gpu.cu — device side of host/runtime/synth_gpu.h: one grid-stride kernel per tensor kind family
 // (BF16 values, MXFP4 block bytes, E8M0 scale bytes), each calling the shared generator.
-#include "host/synth_gpu_launch.h"
+#include "host/runtime/synth_gpu_launch.h"
 
 #include <vector>
 
@@ -9,7 +9,7 @@
 
 // platform.cuh first: the vendor runtime (__host__ __device__, launches) that synth_gen.h assumes.
 #include "device_ops/platform.cuh"
-#include "converter/synth_gen.h"
+#include "model/synth_gen.h"
 #include "host/gpu.h"  // GpuError, copy_to_host, check_launch
 
 namespace gptoss {

@@ -7,7 +7,7 @@
 namespace gptoss {
 
 // family 0 = BF16 values (count elements), 1 = MXFP4 block bytes, 2 = E8M0 scale bytes (count
-// bytes); the other arguments are the generator's parameters (converter/synth_gen.h).
+// bytes); the other arguments are the generator's parameters (model/synth_gen.h).
 void synth_launch_device(void* dst, int family, uint64_t count, uint64_t key, uint32_t scale_base,
                          bool is_norm, int shift);
 

@@ -1,4 +1,4 @@
-// tokenizer_cli.cpp — `gptoss tokenize` and `gptoss detokenize` (host/cli.h).
+// tokenize_cli.cpp — `gptoss tokenize` and `gptoss detokenize` (host/cli/cli.h).
 // tokenize: TEXT (or all of stdin, byte for byte) -> ids on one line; --harmony renders a one-turn
 // conversation ready for the assistant. detokenize: ids (space- or comma-separated, args or
 // stdin) -> the exact bytes. Invalid UTF-8 input is replaced by U+FFFD with a warning.
@@ -13,14 +13,14 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include "host/cli.h"
+#include "bench/bench_cli.h"  // add_tokenizer_bench_command
+#include "host/cli/cli.h"
 #include "host/error.h"
-#include "host/harmony.h"
-#include "host/tokenizer.h"
+#include "host/text/harmony.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::cli {
 
-void add_tokenizer_bench_command(CLI::App& app);  // bench/bench_tokenizer.cpp (hidden)
 
 namespace {
 

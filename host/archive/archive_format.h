@@ -1,7 +1,7 @@
 // archive_format.h — the on-disk structures of a .gptoss archive (docs/ARCHIVE.md is the spec):
 // a 4 KiB header, a directory of fixed-size tensor entries, an optional tokenizer blob, then
 // 4 KiB-aligned tensor blobs. POD only, little-endian, sizes and offsets pinned by static_asserts;
-// shared by the converter (writer) and host/archive.cpp (loader); no GPU includes.
+// shared by the converter (writer) and host/archive/archive.cpp (loader); no GPU includes.
 #pragma once
 
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "host/engine.h"
+#include "host/runtime/engine.h"
 
 #ifndef GPTOSS_GPU_OFF
 
@@ -6,15 +6,15 @@
 #include <chrono>
 #include <cstring>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include <fmt/core.h>
 
 #include "host/error.h"
 #include "host/gpu.h"
-#include "host/megakernel_launch.h"
-#include "host/reference/ops.h"
-#include "host/synth_gpu.h"
+#include "host/runtime/megakernel_launch.h"
+#include "host/runtime/synth_gpu.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
 
@@ -41,13 +41,13 @@ class EventPair {
   gpu::EventTimer timer;
 };
 
-GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& options)
+GpuEngine::GpuEngine(const ModelWeights& w, const DecodeOptions& options)
     : config_(w.config), opts_(options) {
   init(&w, 0);
 }
 
 GpuEngine::GpuEngine(const ModelConfig& config, uint64_t synthetic_seed,
-                     const GpuEngineOptions& options)
+                     const DecodeOptions& options)
     : config_(config), opts_(options) {
   init(nullptr, synthetic_seed);
 }
@@ -78,13 +78,11 @@ void parallel_copy(void* dst, const void* src, size_t n, int threads) {
 
 void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) {
   const ModelConfig& c = config_;
-  if (opts_.max_context < 1 || opts_.max_context > c.max_context) {
-    throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
-                            opts_.max_context, c.max_context));
-  }
+  opts_.max_context = resolve_max_context(c, opts_.max_context);
   std::string why;
   if (!gpu::available(&why)) {
-    throw gpu::GpuError(fmt::format("no usable GPU: {}", why), "use --backend cpu");
+    throw gpu::GpuError(fmt::format("no usable GPU: {}", why), "use the CPU backend",
+                        Remedy::kCpuBackend);
   }
   const gpu::DeviceInfo dev = gpu::device_info();
   gpu::require_hopper(dev);
@@ -116,7 +114,8 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
                     weight_bytes / 1073741824.0, kv_bytes / 1073741824.0, opts_.max_context,
                     (rope_bytes + act_bytes + logits_bytes) / 1073741824.0,
                     dev.free_bytes / 1073741824.0, dev.name),
-        fmt::format("lower --max-context (largest that would fit: {})", fit));
+        fmt::format("lower the context length (largest that would fit: {})", fit),
+        Remedy::kLowerContext);
   }
 
   auto alloc = [&](size_t bytes, const char* what) {
@@ -145,19 +144,10 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     const ModelWeights& w = *host_weights;
     std::vector<const void*> host;
     host.reserve(specs.size());
-    // The same order as canonical_tensors(), from which bind_weights() filled ModelWeights.
+    // canonical_tensors() order: the tensor table's (visit_layer_tensors, host/tensor_spec.h).
     host.push_back(w.embed);
     for (const LayerWeights& L : w.layers) {
-      for (const void* p : {static_cast<const void*>(L.attn_norm), (const void*)L.qkv_weight,
-                            (const void*)L.qkv_bias, (const void*)L.sinks,
-                            (const void*)L.out_weight, (const void*)L.out_bias,
-                            (const void*)L.mlp_norm, (const void*)L.router_weight,
-                            (const void*)L.router_bias, (const void*)L.mlp1_blocks,
-                            (const void*)L.mlp1_scales, (const void*)L.mlp1_bias,
-                            (const void*)L.mlp2_blocks, (const void*)L.mlp2_scales,
-                            (const void*)L.mlp2_bias}) {
-        host.push_back(p);
-      }
+      visit_layer_tensors(L, [&](LayerTensor, const void* p) { host.push_back(p); });
     }
     host.push_back(w.final_norm);
     host.push_back(w.lm_head);
@@ -225,21 +215,9 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   layers_host_.resize(size_t(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) {
     mk::LayerArgs& L = layers_host_[size_t(l)];
-    L.attn_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.qkv_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.qkv_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.sinks = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.out_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.out_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.mlp_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.router_weight = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.router_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.mlp1_blocks = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp1_scales = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp1_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
-    L.mlp2_blocks = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp2_scales = static_cast<const uint8_t*>(dev_ptr[idx++]);
-    L.mlp2_bias = static_cast<const uint16_t*>(dev_ptr[idx++]);
+    visit_layer_tensors(L, [&](LayerTensor, auto& field) {  // the canonical order, as uploaded
+      field = static_cast<std::remove_reference_t<decltype(field)>>(dev_ptr[idx++]);
+    });
     L.sliding = c.is_sliding(l) ? 1 : 0;
     L.kv_capacity = L.sliding ? std::min(c.sliding_window, opts_.max_context) : opts_.max_context;
     const size_t kv = size_t(c.num_kv_heads) * L.kv_capacity * c.head_dim * sizeof(uint16_t);
@@ -252,14 +230,9 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   gpu::copy_to_device(layers_dev, layers_host_.data(), sizeof(mk::LayerArgs) * c.num_layers);
   a.layers = layers_dev;
 
-  // RoPE table: the reference's own YaRN rows (cos then sin, concentration folded in).
+  // RoPE table: the YaRN rows the CPU reference uses too (model/rope_yarn.h).
   {
-    const ref::YarnRope rope(c);
-    const int half = c.head_dim / 2;
-    std::vector<float> table(size_t(opts_.max_context) * c.head_dim);
-    for (int p = 0; p < opts_.max_context; ++p) {
-      rope.row(p, table.data() + size_t(p) * c.head_dim, table.data() + size_t(p) * c.head_dim + half);
-    }
+    const std::vector<float> table = yarn_rope_table(yarn_params(c), opts_.max_context);
     auto* t = static_cast<float*>(alloc(table.size() * sizeof(float), "RoPE table"));
     gpu::copy_to_device(t, table.data(), table.size() * sizeof(float));
     a.rope_table = t;
@@ -284,13 +257,21 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
                  ? static_cast<float*>(alloc(sizeof(float) * size_t(c.vocab_size), "logits"))
                  : nullptr;
   a.barrier = static_cast<GridBarrierState*>(alloc(sizeof(GridBarrierState), "sync state"));
-  a.barrier_cfg = GridBarrierConfig{};
+  // A barrier that waits past the spin cap writes where it hung into mapped host memory (which
+  // the trap that follows cannot make unreadable) and traps: a clear error, never a silent hang.
+  {
+    void* report_dev = nullptr;
+    hang_report_ = static_cast<HangReport*>(gpu::mapped_alloc(sizeof(HangReport), &report_dev));
+    a.barrier_cfg = GridBarrierConfig{};
+    a.barrier_cfg.spin_cap = kBarrierSpinCap;
+    a.barrier_cfg.report = static_cast<HangReport*>(report_dev);
+  }
   a.counters = static_cast<uint32_t*>(alloc(sizeof(uint32_t) * (c.num_kv_heads + 1), "sync state"));
   a.control = static_cast<mk::ControlBlock*>(alloc(sizeof(mk::ControlBlock), "control block"));
   gpu::memset_device(a.barrier, 0, sizeof(GridBarrierState));
   gpu::memset_device(a.counters, 0, sizeof(uint32_t) * (c.num_kv_heads + 1));
   gpu::memset_device(a.control, 0, sizeof(mk::ControlBlock));
-  a.experts_fp8 = opts_.experts_fp8 ? 1 : 0;
+  a.experts_fp8 = opts_.experts == ExpertMode::kFp8 ? 1 : 0;
   a.stop_layer = -1;
   a.stop_phase = -1;
   a.start_layer = 0;
@@ -299,13 +280,29 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
 
 GpuEngine::~GpuEngine() {
   for (void* p : allocations_) gpu::device_free(p);
+  gpu::pinned_free(hang_report_);
+}
+
+void GpuEngine::set_barrier_spin_cap(uint32_t polls) { args_.barrier_cfg.spin_cap = polls; }
+
+void GpuEngine::throw_if_hung() const {
+  if (hang_report_ == nullptr || hang_report_->hung == 0) return;
+  const HangReport r = *hang_report_;
+  const int layer = int(r.phase / mk::kNumPhases), phase = int(r.phase % mk::kNumPhases);
+  throw Error(fmt::format("the megakernel hung: CTA {} (SM {}) waited {:.1f} ms at the grid barrier "
+                          "after phase {} of layer {} ({} of {} CTAs had arrived; barrier "
+                          "generation {}, still {})",
+                          r.block, r.sm, r.waited_us / 1e3, mk::phase_name(mk::Phase(phase)), layer,
+                          r.arrived, grid_, r.expected, r.observed),
+              "the GPU's state is lost: restart the process; if it happens again, report the "
+              "command line and this message");
 }
 
 void GpuEngine::launch(int token, int pos) {
   if (pos < 0 || pos >= opts_.max_context) {
     throw Error(fmt::format("position {} is outside the context of {} tokens", pos,
                             opts_.max_context),
-                "raise --max-context");
+                "raise the context length", Remedy::kRaiseContext);
   }
   if (token < 0 || token >= config_.vocab_size) {
     throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", token,
@@ -316,9 +313,14 @@ void GpuEngine::launch(int token, int pos) {
   args_.pos = pos;
   if (!events_) events_ = std::make_unique<EventPair>();
   events_->timer.start();
-  launch_megakernel(args_, grid_, nullptr);
-  events_->timer.stop();
-  gpu::synchronize();
+  try {
+    launch_megakernel(args_, grid_, nullptr);
+    events_->timer.stop();
+    gpu::synchronize();
+  } catch (const gpu::GpuError&) {
+    throw_if_hung();
+    throw;
+  }
   last_kernel_ms_ = events_->timer.elapsed_ms();
   check_control();
 }
@@ -327,9 +329,10 @@ void GpuEngine::check_control() {
   mk::ControlBlock cb{};
   gpu::copy_to_host(&cb, args_.control, sizeof(cb));
   if (cb.error != uint32_t(mk::KernelError::kNone)) {
-    throw Error(fmt::format("megakernel reported error {} (sm {}, layer {}, phase {}, expected {}, "
-                            "observed {}, value {})", cb.error, cb.sm, cb.layer, cb.phase,
-                            cb.expected, cb.observed, cb.value));
+    if (cb.error == uint32_t(mk::KernelError::kBadToken)) {
+      throw Error(fmt::format("the megakernel rejected token id {} (outside the vocabulary)", cb.value));
+    }
+    throw Error(fmt::format("the megakernel reported error {} (value {})", cb.error, cb.value));
   }
 }
 
@@ -393,6 +396,11 @@ std::vector<uint16_t> GpuEngine::read_swiglu() const {
 std::vector<int32_t> GpuEngine::read_experts() const {
   return read_buffer<int32_t>(args_.expert_ids, size_t(config_.experts_per_token));
 }
+void GpuEngine::set_expert_mode(ExpertMode mode) {
+  opts_.experts = mode;
+  args_.experts_fp8 = mode == ExpertMode::kFp8 ? 1 : 0;
+}
+void GpuEngine::set_phase_mask(uint32_t mask) { args_.phase_mask = mask; }
 void GpuEngine::enable_phase_times() {
   if (args_.phase_times) return;
   const size_t n = mk::phase_times_count(config_.num_layers);
@@ -441,13 +449,15 @@ void GpuEngine::write_kv(int layer, int pos, const uint16_t* k, const uint16_t* 
 
 namespace gptoss {
 uint64_t gpu_kv_cache_bytes(const ModelConfig&, int) { return 0; }
-GpuEngine::GpuEngine(const ModelWeights& w, const GpuEngineOptions& o) : config_(w.config), opts_(o) {
+GpuEngine::GpuEngine(const ModelWeights& w, const DecodeOptions& o) : config_(w.config), opts_(o) {
   throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
-                      "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+                      "rebuild with -DGPTOSS_GPU=CUDA, or use the CPU backend",
+                      Remedy::kCpuBackend);
 }
-GpuEngine::GpuEngine(const ModelConfig& c, uint64_t, const GpuEngineOptions& o) : config_(c), opts_(o) {
+GpuEngine::GpuEngine(const ModelConfig& c, uint64_t, const DecodeOptions& o) : config_(c), opts_(o) {
   throw gpu::GpuError("this gptoss was built without GPU support (-DGPTOSS_GPU=OFF)",
-                      "rebuild with -DGPTOSS_GPU=CUDA, or use --backend cpu");
+                      "rebuild with -DGPTOSS_GPU=CUDA, or use the CPU backend",
+                      Remedy::kCpuBackend);
 }
 class EventPair {};
 GpuEngine::~GpuEngine() = default;
@@ -462,6 +472,9 @@ std::vector<uint16_t> GpuEngine::read_attn() const { return {}; }
 std::vector<float> GpuEngine::read_router_logits() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_swiglu() const { return {}; }
 std::vector<int32_t> GpuEngine::read_experts() const { return {}; }
+void GpuEngine::set_expert_mode(ExpertMode) {}
+void GpuEngine::set_phase_mask(uint32_t) {}
+void GpuEngine::set_barrier_spin_cap(uint32_t) {}
 void GpuEngine::enable_phase_times() {}
 std::vector<uint64_t> GpuEngine::read_phase_times() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_kv(int, int, bool) const { return {}; }

@@ -15,16 +15,14 @@
 #include <string_view>
 #include <vector>
 
-#include "host/archive_format.h"
+#include "host/archive/archive_format.h"
 #include "host/model_config.h"
 #include "host/tensor_spec.h"
 #include "host/weights_view.h"
 
-namespace gptoss::conv {
-class MappedFile;
-}
-
 namespace gptoss {
+
+class MappedFile;
 
 struct WeightFormats {
   archive::WeightFormat attn = archive::WeightFormat::kBF16;

@@ -1,7 +1,7 @@
 // archive.cpp — MappedArchive: validation of a .gptoss image before any use, lookup, and the
 // blob checksum pass. Every offset is checked against the mapping with overflow-safe arithmetic
 // before it is dereferenced; docs/ARCHIVE.md lists the rules enforced here.
-#include "host/archive.h"
+#include "host/archive/archive.h"
 
 #include <fmt/format.h>
 #include <sys/mman.h>
@@ -13,8 +13,8 @@
 #define XXH_INLINE_ALL  // header-only xxHash (XXH64 streaming API)
 #include <xxhash.h>
 
-#include "converter/safetensors.h"  // conv::MappedFile
 #include "host/error.h"
+#include "host/mapped_file.h"
 #include "host/sha256.h"
 
 namespace gptoss {
@@ -196,7 +196,7 @@ MappedArchive MappedArchive::open(const std::filesystem::path& path) {
   }
   if (!std::filesystem::is_regular_file(status)) fail(label, "not a regular file", "");
   if (std::filesystem::file_size(path, ec) == 0 && !ec) fail(label, "the file is empty");
-  std::shared_ptr<conv::MappedFile> map = conv::MappedFile::open(path);
+  std::shared_ptr<MappedFile> map = MappedFile::open(path);
   const std::span<const std::byte> bytes = map->bytes();
   MappedArchive a = parse(map, bytes, label);
   a.file_backed_ = true;

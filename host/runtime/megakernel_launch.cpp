@@ -1,5 +1,5 @@
 // megakernel_launch.cpp — grid size, model checks and the cooperative launch of the megakernel.
-#include "host/megakernel_launch.h"
+#include "host/runtime/megakernel_launch.h"
 
 #ifndef GPTOSS_GPU_OFF
 

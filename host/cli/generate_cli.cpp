@@ -15,17 +15,18 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include "converter/synth.h"
-#include "host/archive.h"
-#include "host/cli.h"
-#include "host/engine.h"
+#include "host/archive/archive.h"
+#include "host/cli/cli.h"
+#include "host/decode_options.h"
 #include "host/error.h"
 #include "host/gpu.h"
-#include "host/harmony.h"
 #include "host/interrupt.h"
 #include "host/reference/forward.h"
 #include "host/reference/memory_model.h"
-#include "host/tokenizer.h"
+#include "host/runtime/engine.h"
+#include "host/synth_weights.h"  // conv::synth_fill (CPU --synthetic)
+#include "host/text/harmony.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::cli {
 namespace {
@@ -51,9 +52,11 @@ struct GenerateOptions {
 
 // --test-fault KIND:POS: the decode step at position POS fails the way a GPU fault does, so the
 // fault path (no token of the failed step printed, a clear message, exit code 1) is tested on
-// any machine. The messages mirror host/gpu.cu's.
+// any machine. The messages mirror host/gpu.cu's. KIND hang (CUDA backend only) is a real fault:
+// the step runs with a grid-barrier spin cap of one poll, so the kernel traps with a hang report.
 struct InjectedFault {
   bool oom = false;
+  bool hang = false;
   int pos = -1;
 };
 
@@ -65,10 +68,12 @@ std::optional<InjectedFault> parse_test_fault(const std::string& text) {
   const char* num = colon == std::string::npos ? nullptr : text.c_str() + colon + 1;
   const auto [ptr, ec] = num ? std::from_chars(num, text.c_str() + text.size(), f.pos)
                              : std::from_chars_result{nullptr, std::errc::invalid_argument};
-  if ((kind != "kernel" && kind != "oom") || ec != std::errc() || *ptr != '\0' || f.pos < 0) {
-    throw Error(fmt::format("--test-fault {}: expected kernel:POS or oom:POS", text));
+  if ((kind != "kernel" && kind != "oom" && kind != "hang") || ec != std::errc() || *ptr != '\0' ||
+      f.pos < 0) {
+    throw Error(fmt::format("--test-fault {}: expected kernel:POS, oom:POS or hang:POS", text));
   }
   f.oom = kind == "oom";
+  f.hang = kind == "hang";
   return f;
 }
 
@@ -76,7 +81,7 @@ std::optional<InjectedFault> parse_test_fault(const std::string& text) {
   if (f.oom) {
     throw gpu::GpuError("CUDA error cudaErrorMemoryAllocation (out of memory) in "
                         "cudaLaunchCooperativeKernel (injected by --test-fault)",
-                        gpu::kOutOfMemoryHint);
+                        gpu::kOutOfMemoryHint, Remedy::kLowerContext);
   }
   throw gpu::GpuError("CUDA error cudaErrorIllegalAddress (an illegal memory access was "
                       "encountered) in cudaDeviceSynchronize() (injected by --test-fault)",
@@ -134,7 +139,11 @@ void run_generate(const GenerateOptions& o) {
                 "e.g. --tokens 1,2,3 or -p \"What is 2 + 2?\"");
   }
   if (o.num_tokens < 0) throw Error(fmt::format("-n {}: must be >= 0", o.num_tokens));
-  const ref::ExpertMode experts = ref::parse_expert_mode(o.experts);
+  // The decode options, parsed once and passed unchanged to the backend (--experts is already
+  // restricted to bf16|fp8 by CLI11; --max-context is checked against the model below).
+  DecodeOptions decode;
+  decode.experts = parse_expert_mode(o.experts);
+  decode.num_threads = o.threads;
 
   // Backend: auto picks the GPU when one is usable.
   std::string backend = o.backend;
@@ -194,7 +203,12 @@ void run_generate(const GenerateOptions& o) {
                   "use ids below the vocabulary size");
     }
   }
-  if (o.max_context <= 0 || o.max_context > config.max_context) {
+  // --max-context: resolve_max_context is the one range check; 0 (the model's length to the
+  // libraries) is not a value the flag takes.
+  try {
+    if (o.max_context <= 0) throw Error("not positive");
+    decode.max_context = resolve_max_context(config, o.max_context);
+  } catch (const Error&) {
     throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
                             o.max_context, config.max_context));
   }
@@ -224,19 +238,21 @@ void run_generate(const GenerateOptions& o) {
   std::unique_ptr<ref::Reference> cpu;
   std::unique_ptr<GpuEngine> gpu_engine;
   if (backend == "cpu") {
-    cpu = std::make_unique<ref::Reference>(
-        src.weights, ref::ReferenceOptions{experts, o.threads, o.max_context});
+    cpu = std::make_unique<ref::Reference>(src.weights, decode);
     step = [&](int token, int) { return cpu->step(token); };
   } else {
-    GpuEngineOptions go;
-    go.max_context = o.max_context;
-    go.experts_fp8 = experts == ref::ExpertMode::kFp8;
     gpu_engine = src.memory || src.archive
-                     ? std::make_unique<GpuEngine>(src.weights, go)
-                     : std::make_unique<GpuEngine>(config, o.seed, go);
+                     ? std::make_unique<GpuEngine>(src.weights, decode)
+                     : std::make_unique<GpuEngine>(config, o.seed, decode);
     step = [&](int token, int pos) { return gpu_engine->step(token, pos); };
   }
-  if (fault) {
+  if (fault && fault->hang) {
+    if (!gpu_engine) throw Error("--test-fault hang needs the CUDA backend");
+    step = [inner = std::move(step), f = *fault, &gpu_engine](int token, int pos) {
+      if (pos == f.pos) gpu_engine->set_barrier_spin_cap(1);
+      return inner(token, pos);
+    };
+  } else if (fault) {
     step = [inner = std::move(step), f = *fault](int token, int pos) {
       if (pos == f.pos) throw_injected_fault(f);
       return inner(token, pos);
@@ -245,7 +261,7 @@ void run_generate(const GenerateOptions& o) {
   const std::string backend_label =
       backend == "cpu" ? fmt::format("cpu, {} threads", cpu->pool().num_threads()) : backend;
   fmt::print(stderr, "{}: {} prompt tokens, {} experts, backend {}\n", src.label, prompt.size(),
-             ref::expert_mode_name(experts), backend_label);
+             expert_mode_name(decode.experts), backend_label);
 
   // Text output: harmony channels (final on stdout, the others on stderr), or --raw bytes.
   std::optional<tok::HarmonyStream> harmony;
@@ -335,7 +351,7 @@ void run_generate(const GenerateOptions& o) {
     throw Error(fmt::format("{}\ndecoding stopped at position {}: the {} tokens printed before it "
                             "are complete, nothing of the failed step was printed",
                             e.what(), pos, generated.size()),
-                e.hint());
+                e.hint(), e.remedy());
   }
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();

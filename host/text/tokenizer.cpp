@@ -2,7 +2,7 @@
 // (a hand-written scanner over generated Unicode class tables; PCRE2 kept as the test oracle),
 // rank-ordered BPE (tiktoken's linear merge for short pieces, a heap for long ones), decoding
 // and UTF-8 repair. All tables are immutable after loading, so encode/decode are thread-safe.
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 #include <algorithm>
 #include <array>
@@ -19,6 +19,7 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>  // XXH3_64bits: the rank-table hash
 
+#include "host/data_files.h"  // o200k_base_candidates, kO200kBaseSha256, read_file
 #include "host/error.h"
 #include "host/sha256.h"
 
@@ -32,7 +33,7 @@ constexpr size_t kLinearMergeMaxBytes = 128;
 
 // ---- character classes of the pre-tokenizer --------------------------------------------------
 enum CharClass : uint8_t { kOther, kUpper, kLower, kLetterOther, kMark, kNumber, kSpace };
-#include "host/tokenizer_unicode_data.inc"
+#include "host/text/tokenizer_unicode_data.inc"
 
 // Decodes the code point at s[i] (valid UTF-8 guaranteed) and returns its class.
 inline uint8_t class_at(const uint8_t* s, size_t i, uint32_t* len) {
@@ -448,22 +449,6 @@ size_t base64_decode(std::string_view s, char* out) {
   return size_t(o - out);
 }
 
-std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) {
-    throw Error(fmt::format("cannot open tokenizer file '{}'", path),
-                "check the path; the bundled ranks are data/o200k_base.tiktoken");
-  }
-  f.seekg(0, std::ios::end);
-  const std::streamoff size = f.tellg();
-  f.seekg(0, std::ios::beg);
-  std::string s(size > 0 ? size_t(size) : 0, '\0');
-  if (size < 0 || !f.read(s.data(), size)) {
-    throw Error(fmt::format("cannot read tokenizer file '{}'", path));
-  }
-  return s;
-}
-
 // GPT-2's byte-to-unicode map, inverted: code point -> byte (-1: not a byte's symbol).
 std::array<int16_t, 324> make_unicode_to_byte() {
   std::array<int16_t, 324> inv{};
@@ -482,13 +467,6 @@ constexpr std::string_view kO200kPattern =
     "(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+"
     "[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+"
     "[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
-std::string exe_dir() {
-  std::error_code ec;
-  const auto exe = std::filesystem::read_symlink("/proc/self/exe", ec);
-  if (ec) return {};
-  return exe.parent_path().string();
-}
 
 }  // namespace
 
@@ -568,7 +546,7 @@ Tokenizer Tokenizer::from_tiktoken(std::string_view file) {
   if (n != kNumMergeable) {
     throw Error(
         fmt::format("tokenizer ranks file has {} tokens, o200k_base has {}", n, kNumMergeable),
-        "gpt-oss uses o200k_base.tiktoken (sha256 " + std::string(kRanksSha256) + ")");
+        "gpt-oss uses o200k_base.tiktoken (sha256 " + std::string(kO200kBaseSha256) + ")");
   }
   data->build_index();
   data->set_specials(default_specials());
@@ -765,18 +743,9 @@ Tokenizer Tokenizer::from_file(const std::string& path) {
 }
 
 Tokenizer Tokenizer::load_default() {
-  std::vector<std::string> dirs;
-  if (const char* env = std::getenv("GPTOSS_DATA_DIR"); env && *env) dirs.emplace_back(env);
-  if (const std::string dir = exe_dir(); !dir.empty()) {
-    dirs.push_back(dir);
-    dirs.push_back(dir + "/../data");
-    dirs.push_back(dir + "/../share/gptoss");
-  }
-#ifdef GPTOSS_DATA_DIR
-  dirs.emplace_back(GPTOSS_DATA_DIR);
-#endif
-  for (const auto& dir : dirs) {
-    const std::string path = dir + "/" + std::string(kRanksFileName);
+  const std::vector<std::filesystem::path> candidates = o200k_base_candidates();
+  for (const std::filesystem::path& candidate : candidates) {
+    const std::string path = candidate.string();
     std::error_code ec;
     if (!std::filesystem::is_regular_file(path, ec)) continue;
     const std::string text = read_file(path);
@@ -798,16 +767,16 @@ Tokenizer Tokenizer::load_default() {
     } catch (...) {
       parse_error = std::current_exception();
     }
-    if (const std::string d = digest.get(); d != kRanksSha256) {
-      throw Error(fmt::format("'{}' has sha256 {}, expected {}", path, d, kRanksSha256),
+    if (const std::string d = digest.get(); d != kO200kBaseSha256) {
+      throw Error(fmt::format("'{}' has sha256 {}, expected {}", path, d, kO200kBaseSha256),
                   "the bundled ranks file is damaged; restore data/o200k_base.tiktoken from git");
     }
     if (parse_error) std::rethrow_exception(parse_error);
     return std::move(*tokenizer);
   }
   std::string searched;
-  for (const auto& d : dirs) searched += "\n  " + d;
-  throw Error(fmt::format("cannot find {}; searched:{}", kRanksFileName, searched),
+  for (const auto& c : candidates) searched += "\n  " + c.parent_path().string();
+  throw Error(fmt::format("cannot find {}; searched:{}", kO200kBaseFileName, searched),
               "set GPTOSS_DATA_DIR to the folder holding o200k_base.tiktoken (data/ in the "
               "source tree)");
 }

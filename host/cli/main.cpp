@@ -2,14 +2,36 @@
 // it turns exceptions into messages on stderr and non-zero exit codes.
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include "bench/bench_cli.h"
 #include "host/build_info.h"
-#include "host/cli.h"
+#include "host/cli/cli.h"
 #include "host/error.h"
 #include "host/interrupt.h"
+
+namespace {
+
+// The option of `gptoss generate` / `bench` that applies a library error's Remedy: named after
+// the library's hint ("lower the context length (--max-context)"), or alone when it has none.
+struct RemedyFlag {
+  const char* flag;
+  const char* alone;
+};
+RemedyFlag remedy_flag(gptoss::Remedy remedy) {
+  switch (remedy) {
+    case gptoss::Remedy::kRaiseContext: return {"--max-context", "raise --max-context"};
+    case gptoss::Remedy::kLowerContext: return {"--max-context", "lower --max-context"};
+    case gptoss::Remedy::kCpuBackend: return {"--backend cpu", "use --backend cpu"};
+    case gptoss::Remedy::kNone: break;
+  }
+  return {nullptr, nullptr};
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"gptoss: a batch-1 decode engine for gpt-oss-20b and gpt-oss-120b"};
@@ -18,7 +40,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough(false);
 
-  // One line per subcommand (host/cli.h).
+  // One line per subcommand (host/cli/cli.h).
   // (subcommands are added by their issues: synth, convert, info, generate, tokenize, bench)
   gptoss::cli::add_tokenize_commands(app);
   gptoss::cli::add_synth_command(app);
@@ -36,7 +58,12 @@ int main(int argc, char** argv) {
     return e.exit_code();
   } catch (const gptoss::Error& e) {
     fmt::print(stderr, "error: {}\n", e.what());
-    if (!e.hint().empty()) fmt::print(stderr, "hint: {}\n", e.hint());
+    // Library errors name values; the flag that changes them is the CLI's to say.
+    std::string hint = e.hint();
+    if (const RemedyFlag r = remedy_flag(e.remedy()); r.flag) {
+      hint = hint.empty() ? std::string(r.alone) : fmt::format("{} ({})", hint, r.flag);
+    }
+    if (!hint.empty()) fmt::print(stderr, "hint: {}\n", hint);
     return 1;
   } catch (const std::bad_alloc&) {
     fmt::print(stderr, "error: out of host memory\n");

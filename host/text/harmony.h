@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "host/tokenizer.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::tok {
 

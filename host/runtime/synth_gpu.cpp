@@ -1,7 +1,7 @@
-#include "host/synth_gpu.h"
+#include "host/runtime/synth_gpu.h"
 
 #ifndef GPTOSS_GPU_OFF
-#include "converter/synth.h"
+#include "host/synth_weights.h"
 
 namespace gptoss {
 

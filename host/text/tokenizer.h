@@ -32,10 +32,6 @@ inline constexpr TokenId kMessage = 200008;
 inline constexpr TokenId kCall = 200012;  // stop: tool call
 inline constexpr TokenId kEndOfPrompt = 200018;
 
-// The bundled ranks file (data/o200k_base.tiktoken) and its published sha256.
-inline constexpr std::string_view kRanksFileName = "o200k_base.tiktoken";
-inline constexpr std::string_view kRanksSha256 =
-    "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d";
 // Format tags of a tokenizer blob embedded in an archive.
 inline constexpr std::string_view kBlobFormatTiktoken = "tiktoken";
 inline constexpr std::string_view kBlobFormatHfJson = "hf-tokenizer-json";
@@ -46,9 +42,8 @@ std::string default_special_name(TokenId id);
 
 class Tokenizer {
  public:
-  // The bundled o200k_base ranks + built-in specials. Looks for o200k_base.tiktoken in
-  // $GPTOSS_DATA_DIR, next to the executable, in <exe dir>/../data, <exe dir>/../share/gptoss,
-  // then in the source tree's data/ (compile-time GPTOSS_DATA_DIR); checks its sha256.
+  // The bundled o200k_base ranks + built-in specials: the first of o200k_base_candidates()
+  // (host/data_files.h) that exists; checks its sha256.
   static Tokenizer load_default();
   // A .tiktoken ranks file or an HF tokenizer.json (chosen by content).
   static Tokenizer from_file(const std::string& path);
