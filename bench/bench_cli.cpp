@@ -17,6 +17,7 @@
 
 #include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
+#include "bench/sweep.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
 #include "host/build_info.h"
@@ -278,7 +279,8 @@ void run_tpot(const TpotOptions& o) {
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
-  CLI::App* bench = app.add_subcommand("bench", "benchmarks (tpot: time per output token vs the floor)");
+  CLI::App* bench = app.add_subcommand(
+      "bench", "benchmarks (tpot: time per output token vs the floor; sweep: TTFT/TPOT/E2E over ISL:OSL)");
   bench->require_subcommand(1);
   auto opts = std::make_shared<TpotOptions>();
   CLI::App* tpot = bench->add_subcommand(
@@ -300,6 +302,7 @@ void add_bench_command(CLI::App& app) {
                  "also print each phase's share of the step from timestamps the kernel records "
                  "after every grid barrier (barrier to barrier, so a phase includes its barrier)");
   tpot->callback([opts] { run_tpot(*opts); });
+  add_sweep_command(*bench);
 }
 
 }  // namespace gptoss::cli
