@@ -1,13 +1,17 @@
 // test_sweep.cpp — `gptoss bench sweep` (label cpu): the ISL:OSL parser, bad requests refused
 // before any long work with a message naming the problem, and a real run on the CPU backend whose
 // CSV and JSON carry one row per pair with consistent numbers.
+#include <signal.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <catch2/catch.hpp>
@@ -157,4 +161,43 @@ TEST_CASE("sweep: a CPU run writes one consistent row per pair (table, CSV, JSON
     }
   }
   CHECK(json_rows == 2);
+}
+
+TEST_CASE("sweep: Ctrl-C prints the pairs measured so far and exits 130", "[sweep]") {
+  SmallArchive a;
+  const fs::path csv = a.dir.path / "sweep.csv", out_file = a.dir.path / "out.txt",
+                 err_file = a.dir.path / "err.txt";
+  const std::string cmd = fmt::format(
+      "exec {} bench sweep -m {} --backend cpu --pairs 3:2,100000:20000 --repeats 1 --csv {} > {} 2> {}",
+      GPTOSS_BINARY, a.path.string(), csv.string(), out_file.string(), err_file.string());
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  // Wait until the first pair's row is in the CSV (header + 1 line), then interrupt the long one.
+  auto csv_lines = [&] {
+    std::ifstream in(csv);
+    int n = 0;
+    for (std::string line; std::getline(in, line);) ++n;
+    return n;
+  };
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::minutes(5);
+  while (csv_lines() < 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  REQUIRE(csv_lines() == 2);
+  kill(pid, SIGINT);
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  std::ifstream out_in(out_file), err_in(err_file);
+  std::stringstream out, err;
+  out << out_in.rdbuf();
+  err << err_in.rdbuf();
+  INFO("stdout: " << out.str() << "\nstderr: " << err.str());
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 130);
+  CHECK_THAT(out.str(), Catch::Contains("TTFT_ms") && Catch::Contains("      3      2"));
+  CHECK_THAT(err.str(), Catch::Contains("SIGINT"));
 }
