@@ -16,52 +16,14 @@
 #include "converter/synth.h"
 #include "host/archive/archive.h"
 #include "host/reference/forward.h"
+#include "tests/cli_support.h"
 #include "tests/temp_dir.h"
 
 using namespace gptoss;
 namespace fs = std::filesystem;
 
-namespace {
-
-// Runs the binary; stdout and stderr go to separate strings.
-int run_gptoss(const std::string& args, const fs::path& dir, std::string* out, std::string* err) {
-  const fs::path out_file = dir / "stdout.txt", err_file = dir / "stderr.txt";
-  const std::string cmd = fmt::format("{} {} > {} 2> {}", GPTOSS_BINARY, args, out_file.string(),
-                                      err_file.string());
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::string s;
-    if (FILE* f = std::fopen(p.c_str(), "rb")) {
-      char buf[4096];
-      while (size_t n = std::fread(buf, 1, sizeof buf, f)) s.append(buf, n);
-      std::fclose(f);
-    }
-    return s;
-  };
-  *out = slurp(out_file);
-  *err = slurp(err_file);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// One layer, 4 experts, vocabulary 512, real widths: about 110 MB.
-struct SmallArchive {
-  test::TempDir dir;
-  ModelConfig config = conv::synth_config("tiny", /*layers=*/1, /*experts=*/4, /*vocab=*/512);
-  fs::path path = dir.path / "small.gptoss";
-  SmallArchive() {
-    conv::SynthWriteOptions so;
-    conv::write_synth_checkpoint(dir.path / "ckpt", config, /*seed=*/3, so);
-    conv::ConvertOptions co;
-    co.checkpoint = dir.path / "ckpt";
-    co.output = path;
-    co.no_tokenizer = true;
-    co.write.handle_signals = false;
-    conv::convert_checkpoint(co);
-    fs::remove_all(dir.path / "ckpt");
-  }
-};
-
-}  // namespace
+using test::run_gptoss;
+using test::SmallArchive;
 
 TEST_CASE("generate --backend cpu prints the reference's greedy ids", "[generate]") {
   SmallArchive a;

@@ -19,52 +19,15 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/sweep.h"
-#include "converter/convert.h"
-#include "converter/synth.h"
 #include "host/error.h"
+#include "tests/cli_support.h"
 #include "tests/temp_dir.h"
 
 using namespace gptoss;
 namespace fs = std::filesystem;
 
-namespace {
-
-int run_gptoss(const std::string& args, const fs::path& dir, std::string* out, std::string* err) {
-  const fs::path out_file = dir / "stdout.txt", err_file = dir / "stderr.txt";
-  const std::string cmd = fmt::format("{} {} > {} 2> {}", GPTOSS_BINARY, args, out_file.string(),
-                                      err_file.string());
-  const int status = std::system(cmd.c_str());
-  auto slurp = [](const fs::path& p) {
-    std::ifstream in(p, std::ios::binary);
-    std::stringstream s;
-    s << in.rdbuf();
-    return s.str();
-  };
-  *out = slurp(out_file);
-  *err = slurp(err_file);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// One layer, 4 experts, vocabulary 512, real widths (about 110 MB): a few decode steps a second
-// on the CPU reference.
-struct SmallArchive {
-  test::TempDir dir;
-  ModelConfig config = conv::synth_config("tiny", /*layers=*/1, /*experts=*/4, /*vocab=*/512);
-  fs::path path = dir.path / "small.gptoss";
-  SmallArchive() {
-    conv::SynthWriteOptions so;
-    conv::write_synth_checkpoint(dir.path / "ckpt", config, /*seed=*/5, so);
-    conv::ConvertOptions co;
-    co.checkpoint = dir.path / "ckpt";
-    co.output = path;
-    co.no_tokenizer = true;
-    co.write.handle_signals = false;
-    conv::convert_checkpoint(co);
-    fs::remove_all(dir.path / "ckpt");
-  }
-};
-
-}  // namespace
+using test::run_gptoss;
+using test::SmallArchive;
 
 TEST_CASE("sweep: ISL:OSL pairs are parsed, bad ones named", "[sweep]") {
   const std::vector<bench::SweepPair> p = bench::parse_sweep_pairs("128:128,1024:1,7:3");
@@ -115,7 +78,7 @@ TEST_CASE("sweep: bad requests are refused before any work, naming the problem",
 }
 
 TEST_CASE("sweep: a CPU run writes one consistent row per pair (table, CSV, JSON)", "[sweep]") {
-  SmallArchive a;
+  SmallArchive a(/*seed=*/5);
   const fs::path csv = a.dir.path / "sweep.csv";
   std::string out, err;
   const int rc = run_gptoss("bench sweep -m " + a.path.string() +
@@ -164,7 +127,7 @@ TEST_CASE("sweep: a CPU run writes one consistent row per pair (table, CSV, JSON
 }
 
 TEST_CASE("sweep: Ctrl-C prints the pairs measured so far and exits 130", "[sweep]") {
-  SmallArchive a;
+  SmallArchive a(/*seed=*/5);
   const fs::path csv = a.dir.path / "sweep.csv", out_file = a.dir.path / "out.txt",
                  err_file = a.dir.path / "err.txt";
   const std::string cmd = fmt::format(
