@@ -239,7 +239,14 @@ void run_sweep(const SweepOptions& o) {
       }
       return tok::Tokenizer::load_default();
     }();
-    for (tok::TokenId id : tokenizer.encode(text)) text_ids.push_back(int(id));
+    for (tok::TokenId id : tokenizer.encode(text)) {
+      if (int(id) >= config.vocab_size) {
+        throw Error(fmt::format("--text {}: token id {} is outside the model's vocabulary ({} ids)",
+                                o.text, id, config.vocab_size),
+                    "use a model whose vocabulary matches its tokenizer, or random prompts (no --text)");
+      }
+      text_ids.push_back(int(id));
+    }
     if (text_ids.empty()) throw Error(fmt::format("--text {} holds no tokens", o.text));
   }
 

@@ -126,6 +126,34 @@ TEST_CASE("sweep: a CPU run writes one consistent row per pair (table, CSV, JSON
   CHECK(json_rows == 2);
 }
 
+TEST_CASE("sweep: --text prompts come from the tokenizer, within the model's vocabulary", "[sweep]") {
+  test::TempDir dir;
+  const fs::path text = dir.path / "prompt.txt", empty = dir.path / "empty.txt";
+  std::ofstream(text) << "The quick brown fox jumps over the lazy dog. ";
+  std::ofstream(empty) << "";
+  std::string out, err;
+  // The small archive's vocabulary (512 ids) is far below o200k's: refused, naming the id.
+  SmallArchive a(/*seed=*/5);
+  CHECK(run_gptoss("bench sweep -m " + a.path.string() + " --backend cpu --pairs 4:2 --text " +
+                       text.string(),
+                   dir.path, &out, &err) != 0);
+  CHECK_THAT(err, Catch::Contains("is outside the model's vocabulary (512 ids)"));
+  // Text whose o200k ids are all below 512 ("!", "#", "%", "&" are ids 0, 2, 4, 5): measured.
+  const fs::path low = dir.path / "low.txt", csv = dir.path / "low.csv";
+  std::ofstream(low) << "!#%&!#%&";
+  REQUIRE(run_gptoss("bench sweep -m " + a.path.string() + " --backend cpu --pairs 6:2 --repeats 1 "
+                         "--text " + low.string() + " --csv " + csv.string(),
+                     dir.path, &out, &err) == 0);
+  std::ifstream rows(csv);
+  std::string header, row;
+  std::getline(rows, header);
+  std::getline(rows, row);
+  CHECK(row.rfind("bf16,6,2,1,", 0) == 0);
+  CHECK(run_gptoss("bench sweep --synthetic 20b --backend cpu --pairs 4:2 --text " + empty.string(),
+                   dir.path, &out, &err) != 0);
+  CHECK_THAT(err, Catch::Contains("holds no tokens"));
+}
+
 TEST_CASE("sweep: Ctrl-C prints the pairs measured so far and exits 130", "[sweep]") {
   SmallArchive a(/*seed=*/5);
   const fs::path csv = a.dir.path / "sweep.csv", out_file = a.dir.path / "out.txt",
