@@ -1,6 +1,6 @@
 // kernel_args.h — MegakernelArgs: everything one decode step of the persistent kernel reads and
 // writes, as a POD of device pointers, dimensions and step inputs. Shared by the kernel
-// (megakernel.cu), the host engine (host/engine.cpp) and the GPU tests. No vendor headers: BF16
+// (megakernel.cu), the host engine (host/runtime/engine.cpp) and the GPU tests. No vendor headers: BF16
 // tensors are passed as uint16_t bit patterns and reinterpreted on the device.
 #pragma once
 

@@ -1,11 +1,11 @@
 // megakernel.cu — the persistent decode kernel: one cooperative launch runs a whole decode step
 // (all layers, the final norm and the LM head with a fused argmax) for one token at batch 1.
 // Grid: one CTA of kThreads per SM, all co-resident (the host checks occupancy at launch:
-// host/megakernel_launch.cpp). Per layer the six phases of megakernel/phases.h run back to back
-// with a grid barrier after each (device_ops/grid_barrier.cuh; docs/ARCHITECTURE.md gives the
-// reason for every barrier); each phase is in megakernel/phase_<name>.cuh. Work inside a phase is
-// split so that every SM streams about the same number of weight bytes (contiguous row ranges per
-// CTA for the BF16 projections, 16-row MXFP4 tiles on tensor cores for the experts); CTAs
+// host/runtime/megakernel_launch.cpp). Per layer the six phases of megakernel/phases.h run back
+// to back with a grid barrier after each (device_ops/grid_barrier.cuh; docs/ARCHITECTURE.md gives
+// the reason for every barrier); each phase is in megakernel/phase_<name>.cuh. Work inside a phase
+// is split so that every SM streams about the same number of weight bytes (contiguous row ranges
+// per CTA for the BF16 projections, 16-row MXFP4 tiles on tensor cores for the experts); CTAs
 // recompute cheap things (RMSNorm statistics, the router's top-k) instead of synchronising for
 // them. With MegakernelArgs::phase_times set, CTA 0 records a timeline (`bench tpot --phase-times`).
 // This file includes no host header: it answers the host's questions with plain values.

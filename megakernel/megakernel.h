@@ -60,7 +60,7 @@ inline constexpr size_t mark_slot(int num_layers, int layer, Mark m) {
 // Threads per CTA the kernel is compiled for.
 int megakernel_threads();
 // The __global__ function, for the host's occupancy queries and its cooperative launch
-// (host/megakernel_launch.cpp); it takes one MegakernelArgs by value.
+// (host/runtime/megakernel_launch.cpp); it takes one MegakernelArgs by value.
 const void* megakernel_entry();
 // Dynamic shared memory the kernel needs for these dimensions.
 size_t megakernel_smem_bytes(const MegakernelArgs& args);
