@@ -224,6 +224,19 @@ TEST_CASE(
   CHECK(c.out().empty());
   CHECK_THAT(c.err(),
              Catch::Contains("position 1") && Catch::Contains("the 0 tokens"));
+  // A real hang (a grid barrier giving up) needs the kernel: refused on the CPU before any work;
+  // the GPU side is tests/gpu_test_megakernel.cpp ("[hang]").
+  Child h({"generate", "-m", m.archive.string(), "--backend", "cpu", "--tokens",
+           "1,2,3", "-n", "8", "--test-fault", "hang:1"},
+          m.dir.path);
+  CHECK(h.wait() == 1);
+  CHECK(h.out().empty());
+  CHECK_THAT(h.err(), Catch::Contains("--test-fault hang needs the CUDA backend"));
+  Child bad({"generate", "-m", m.archive.string(), "--backend", "cpu", "--tokens",
+             "1,2,3", "-n", "8", "--test-fault", "hang"},
+            m.dir.path);
+  CHECK(bad.wait() == 1);
+  CHECK_THAT(bad.err(), Catch::Contains("expected kernel:POS, oom:POS or hang:POS"));
 }
 
 TEST_CASE(

@@ -218,6 +218,10 @@ void run_generate(const GenerateOptions& o) {
                 "shorten the prompt or raise --max-context");
   }
   const std::optional<InjectedFault> fault = parse_test_fault(o.test_fault);
+  if (fault && fault->hang && backend == "cpu") {
+    throw Error("--test-fault hang needs the CUDA backend (it makes a grid barrier of the kernel "
+                "give up)");
+  }
 
   // Synthetic weights for the CPU are generated only now that the request is known to be valid.
   if (!o.synthetic.empty() && backend == "cpu") {
@@ -247,7 +251,6 @@ void run_generate(const GenerateOptions& o) {
     step = [&](int token, int pos) { return gpu_engine->step(token, pos); };
   }
   if (fault && fault->hang) {
-    if (!gpu_engine) throw Error("--test-fault hang needs the CUDA backend");
     step = [inner = std::move(step), f = *fault, &gpu_engine](int token, int pos) {
       if (pos == f.pos) gpu_engine->set_barrier_spin_cap(1);
       return inner(token, pos);
