@@ -148,14 +148,7 @@ void run_tpot(const TpotOptions& o) {
   std::sort(contexts.begin(), contexts.end());
   if (contexts.front() < 1) throw Error("--context values must be positive");
   // --experts, parsed once: the engine switches between the paths (set_expert_mode).
-  std::vector<ExpertMode> expert_modes;
-  for (const std::string& e : o.experts) {
-    try {
-      expert_modes.push_back(parse_expert_mode(e));
-    } catch (const Error& err) {
-      throw Error(fmt::format("--experts: {}", err.what()), "use bf16, fp8 or bf16,fp8");
-    }
-  }
+  const std::vector<ExpertMode> expert_modes = parse_experts_flag(o.experts);
 
   std::string why;
   if (!gpu::available(&why)) {
@@ -277,6 +270,18 @@ void run_tpot(const TpotOptions& o) {
 }
 
 }  // namespace
+
+std::vector<ExpertMode> parse_experts_flag(const std::vector<std::string>& names) {
+  std::vector<ExpertMode> modes;
+  for (const std::string& e : names) {
+    try {
+      modes.push_back(parse_expert_mode(e));
+    } catch (const Error& err) {
+      throw Error(fmt::format("--experts: {}", err.what()), "use bf16, fp8 or bf16,fp8");
+    }
+  }
+  return modes;
+}
 
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(

@@ -28,6 +28,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/bench_cli.h"  // parse_experts_flag
 #include "bench/bytes_per_token.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
@@ -169,14 +170,7 @@ void run_sweep(const SweepOptions& o) {
   }
   const std::vector<SweepPair> pairs = parse_sweep_pairs(o.pairs_text);
   if (o.repeats < 1) throw Error(fmt::format("--repeats {}: at least 1", o.repeats));
-  std::vector<ExpertMode> modes;
-  for (const std::string& e : o.experts) {
-    try {
-      modes.push_back(parse_expert_mode(e));
-    } catch (const Error& err) {
-      throw Error(fmt::format("--experts: {}", err.what()), "use bf16, fp8 or bf16,fp8");
-    }
-  }
+  const std::vector<ExpertMode> modes = cli::parse_experts_flag(o.experts);
   std::optional<MappedArchive> file;
   ModelConfig config;
   if (!o.model.empty()) {
