@@ -220,17 +220,23 @@ __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4
   constexpr int kStride = kMxfp4BlocksPerStep * kUnroll;
   for (int kb0 = kb_begin; kb0 < kb_end; kb0 += kStride) {
     uint4 wa[kUnroll], wb[kUnroll];
+    uint32_t sab[kUnroll];  // this lane's block scales: row a in bits 0-7, row b in bits 8-15
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int kb = kb0 + u * kMxfp4BlocksPerStep + tig;
       const bool in = kb < kb_end;
       wa[u] = in && ok_a ? load_stream_16B(blocks_a + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
       wb[u] = in && ok_b ? load_stream_16B(blocks_b + kb * kMxfp4BlockBytes) : make_uint4(0, 0, 0, 0);
+      sab[u] = (in && ok_a ? load_readonly_u8(scales_a + kb) : 0u) |
+               ((in && ok_b ? load_readonly_u8(scales_b + kb) : 0u) << 8);
     }
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       const int step0 = kb0 + u * kMxfp4BlocksPerStep;
       if (step0 >= kb_end) break;  // warp-uniform
+      // The scales of blocks step0 + 2tig + c were loaded by lane (gid, 2tig + c) of the quad.
+      const uint32_t sab_c[2] = {shfl(sab[u], (lane & ~3) | ((2 * tig) & 3)),
+                                 shfl(sab[u], (lane & ~3) | ((2 * tig + 1) & 3))};
       const int kb = step0 + tig;
       const uint8_t* bsrc =
           staged + (diag && kb < kb_end ? kb : w.num_blocks) * kStagedFp8BlockBytes;
@@ -252,8 +258,8 @@ __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4
         const int blk = step0 + 2 * tig + c;
         const bool live = tig < 2 && blk < kb_end;
         const float fa = live ? factors[blk] : 0.0f;
-        const float fwa = live && ok_a ? e8m0_to_float(load_readonly_u8(scales_a + blk)) : 0.0f;
-        const float fwb = live && ok_b ? e8m0_to_float(load_readonly_u8(scales_b + blk)) : 0.0f;
+        const float fwa = live && ok_a ? e8m0_to_float(sab_c[c] & 0xffu) : 0.0f;
+        const float fwb = live && ok_b ? e8m0_to_float(sab_c[c] >> 8) : 0.0f;
         acc_a = fmaf(d[c] * fa, fwa, acc_a);
         acc_b = fmaf(d[2 + c] * fa, fwb, acc_b);
       }
