@@ -17,6 +17,7 @@
 
 #include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
+#include "bench/bench_load.h"
 #include "bench/sweep.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
@@ -173,13 +174,14 @@ void run_tpot(const TpotOptions& o) {
     source = fmt::format("synthetic:{}:seed{}", o.synthetic, o.seed);
   } else {
     archive.emplace(MappedArchive::open(o.model));
-    const ModelWeights w = bind_weights(archive->config(), archive->lookup());
+    const ModelWeights w = archive->weights();
     eo.max_context = std::min(eo.max_context, archive->config().max_context);
     const auto t0 = std::chrono::steady_clock::now();
     engine = std::make_unique<GpuEngine>(w, eo);
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    fmt::print(stderr, "uploaded {} in {:.1f} s ({:.2f} GB/s)\n", o.model, s,
-               archive->file_bytes() / 1e9 / s);
+    const UploadStats& up = engine->upload_stats();
+    fmt::print(stderr, "loaded {} in {:.1f} s (weights {:.2f} GB in {:.2f} s, {:.2f} GB/s)\n",
+               o.model, s, up.bytes / 1e9, up.seconds, up.gb_per_s());
     source = o.model;
   }
   const ModelConfig& c = engine->config();
@@ -262,7 +264,10 @@ void run_tpot(const TpotOptions& o) {
             {"median_ms", med}, {"p10_ms", p10}, {"p90_ms", p90}, {"tokens_per_s", 1e3 / med},
             {"bytes_per_token", bytes}, {"achieved_gbs", gbs}, {"hbm_read_gbs", bw.read_gbs},
             {"floor_ms", floor_ms}, {"ratio_to_floor", med / floor_ms},
-            {"grid", engine->grid_size()}, {"syncs_per_token", c.num_layers * int(mk::kNumPhases)}};
+            {"grid", engine->grid_size()}, {"syncs_per_token", c.num_layers * int(mk::kNumPhases)},
+            {"load_bytes", engine->upload_stats().bytes},
+            {"load_s", engine->upload_stats().seconds},
+            {"load_gbs", engine->upload_stats().gb_per_s()}};
         fmt::print("{}\n", j.dump());
       }
     }
@@ -285,7 +290,8 @@ std::vector<ExpertMode> parse_experts_flag(const std::vector<std::string>& names
 
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
-      "bench", "benchmarks (tpot: time per output token vs the floor; sweep: TTFT/TPOT/E2E over ISL:OSL)");
+      "bench", "benchmarks (tpot: time per output token vs the floor; sweep: TTFT/TPOT/E2E over ISL:OSL; "
+      "load: archive -> GPU upload rate)");
   bench->require_subcommand(1);
   auto opts = std::make_shared<TpotOptions>();
   CLI::App* tpot = bench->add_subcommand(
@@ -308,6 +314,7 @@ void add_bench_command(CLI::App& app) {
                  "after every grid barrier (barrier to barrier, so a phase includes its barrier)");
   tpot->callback([opts] { run_tpot(*opts); });
   add_sweep_command(*bench);
+  add_load_command(*bench);
 }
 
 }  // namespace gptoss::cli

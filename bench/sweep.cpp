@@ -258,7 +258,7 @@ void run_sweep(const SweepOptions& o) {
   if (backend == "cpu") {
     ModelWeights weights;
     if (file) {
-      weights = bind_weights(config, file->lookup());
+      weights = file->weights();
     } else {
       memory = std::make_unique<ref::MemoryModel>(config, [&](const TensorSpec& spec, std::span<std::byte> out) {
         conv::synth_fill(config, o.seed, spec, 0, out);
@@ -278,7 +278,7 @@ void run_sweep(const SweepOptions& o) {
     read_gbs = measure_host_read_gbs();
     device = fmt::format("cpu ({} threads)", std::max(1u, std::thread::hardware_concurrency()));
   } else {
-    engine = file ? std::make_unique<GpuEngine>(bind_weights(config, file->lookup()), decode)
+    engine = file ? std::make_unique<GpuEngine>(file->weights(), decode)
                      : std::make_unique<GpuEngine>(config, o.seed, decode);
     set_mode = [&](ExpertMode m) { engine->set_expert_mode(m); };
     step = [&](int token, int pos) { return engine->step(token, pos); };

@@ -56,7 +56,7 @@ TEST_CASE("full scale: --synthetic equals synth + convert, uploaded", "[.full][s
   if (path.empty()) FAIL("set GPTOSS_FULL_ARCHIVE to an archive made by synth + convert");
   const uint64_t seed = std::strtoull(env_or("GPTOSS_FULL_SEED", "7").c_str(), nullptr, 10);
   const MappedArchive archive = MappedArchive::open(path);
-  const gptoss::ModelWeights w = gptoss::bind_weights(archive.config(), archive.lookup());
+  const gptoss::ModelWeights w = archive.weights();
   const auto specs = gptoss::canonical_tensors(archive.config());
   uint64_t weight_bytes = 0;
   for (const auto& s : specs) weight_bytes += s.num_bytes();
@@ -98,7 +98,7 @@ TEST_CASE("full scale: megakernel greedy decoding against the CPU reference", "[
   if (path.empty()) FAIL("set GPTOSS_FULL_ARCHIVE to an archive made by synth + convert");
   const int steps = std::atoi(env_or("GPTOSS_FULL_STEPS", "48").c_str());
   const MappedArchive archive = MappedArchive::open(path);
-  const gptoss::ModelWeights w = gptoss::bind_weights(archive.config(), archive.lookup());
+  const gptoss::ModelWeights w = archive.weights();
   const gptoss::ModelConfig& c = archive.config();
   const int prompt_len = 8;
   DecodeOptions ro;

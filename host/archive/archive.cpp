@@ -200,7 +200,17 @@ MappedArchive MappedArchive::open(const std::filesystem::path& path) {
   const std::span<const std::byte> bytes = map->bytes();
   MappedArchive a = parse(map, bytes, label);
   a.file_backed_ = true;
+  a.path_ = path;
   return a;
+}
+
+ModelWeights MappedArchive::weights() const {
+  return bind_weights(config_, lookup());
+}
+
+std::optional<WeightsFile> MappedArchive::weights_file() const {
+  if (!file_backed_) return std::nullopt;
+  return WeightsFile{path_, bytes_.data(), bytes_.size()};
 }
 
 MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,

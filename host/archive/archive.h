@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -66,6 +67,13 @@ struct VerifyResult {
   bool ok() const { return mismatched.empty(); }
 };
 
+// The file an archive's mapping shows: its path, where the mapping starts, its size.
+struct WeightsFile {
+  std::filesystem::path path;
+  const std::byte* base = nullptr;
+  uint64_t size = 0;
+};
+
 class MappedArchive {
  public:
   // Maps and validates `path`; throws gptoss::Error naming the problem (with a hint).
@@ -85,6 +93,10 @@ class MappedArchive {
   const ArchiveTensor* find(std::string_view name) const;  // nullptr if absent
   // The tensor's bytes inside the mapping; throws gptoss::Error if absent.
   std::span<const std::byte> tensor(std::string_view name) const;
+  // The archive file behind the mapping (`bench load` reads it); empty for in-memory images.
+  std::optional<WeightsFile> weights_file() const;
+  // bind_weights(config(), lookup()): what the engines take.
+  ModelWeights weights() const;
   // For bind_weights(): checks dtype and shape against the requested spec. The returned
   // function keeps the mapping alive by itself (it may outlive or survive moving this object).
   TensorLookup lookup() const;
@@ -100,6 +112,7 @@ class MappedArchive {
   MappedArchive() = default;
   std::shared_ptr<const void> keepalive_;
   bool file_backed_ = false;  // pages may be dropped with madvise (never for heap images)
+  std::filesystem::path path_;  // the file, when file-backed
   std::span<const std::byte> bytes_;
   std::string label_;
   archive::Header header_{};

@@ -170,7 +170,7 @@ void run_generate(const GenerateOptions& o) {
                               weight_format_name(src.archive->formats().lm_head)),
                   "convert with --attn bf16 --lm-head bf16 for the CPU backend");
     }
-    src.weights = bind_weights(src.config, src.archive->lookup());
+    src.weights = src.archive->weights();
   } else {
     src.config = ModelConfig::preset(o.synthetic);
     src.label = fmt::format("synthetic {} (seed {})", o.synthetic, o.seed);
@@ -364,6 +364,11 @@ void run_generate(const GenerateOptions& o) {
                generated.size(), o.max_context);
   }
   const size_t decode_steps = generated.empty() ? 0 : generated.size() - 1;
+  if (gpu_engine && gpu_engine->upload_stats().bytes > 0) {
+    const UploadStats& up = gpu_engine->upload_stats();
+    fmt::print(stderr, "load: {:.2f} GB of weights to the GPU in {:.2f} s ({:.2f} GB/s)\n",
+               up.bytes / 1e9, up.seconds, up.gb_per_s());
+  }
   fmt::print(stderr, "prefill: {} tokens in {:.3f} s ({:.2f} tokens/s)\n", prompt.size(),
              prefill_s, prompt.size() / prefill_s);
   if (decode_steps > 0) {

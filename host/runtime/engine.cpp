@@ -3,9 +3,7 @@
 #ifndef GPTOSS_GPU_OFF
 
 #include <algorithm>
-#include <chrono>
 #include <cstring>
-#include <thread>
 #include <type_traits>
 #include <vector>
 
@@ -14,6 +12,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/runtime/megakernel_launch.h"
+#include "host/runtime/weight_upload.h"
 #include "host/runtime/synth_gpu.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
@@ -51,30 +50,6 @@ GpuEngine::GpuEngine(const ModelConfig& config, uint64_t synthetic_seed,
     : config_(config), opts_(options) {
   init(nullptr, synthetic_seed);
 }
-
-namespace {
-// memcpy of `n` bytes split into `threads` contiguous slices copied concurrently.
-void parallel_copy(void* dst, const void* src, size_t n, int threads) {
-  constexpr size_t kMinSlice = 4ull << 20;
-  const int t = int(std::min<size_t>(size_t(threads), std::max<size_t>(1, n / kMinSlice)));
-  if (t <= 1) {
-    std::memcpy(dst, src, n);
-    return;
-  }
-  const size_t slice = (n + size_t(t) - 1) / size_t(t);
-  std::vector<std::thread> pool;
-  pool.reserve(size_t(t));
-  for (int k = 0; k < t; ++k) {
-    const size_t begin = size_t(k) * slice, len = std::min(slice, n - std::min(n, begin));
-    if (len == 0) break;
-    pool.emplace_back([=] {
-      std::memcpy(static_cast<std::byte*>(dst) + begin, static_cast<const std::byte*>(src) + begin,
-                  len);
-    });
-  }
-  for (auto& th : pool) th.join();
-}
-}  // namespace
 
 void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) {
   const ModelConfig& c = config_;
@@ -153,43 +128,17 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     host.push_back(w.lm_head);
     GPTOSS_CHECK(host.size() == specs.size(), "internal: {} weight pointers for {} tensors",
                  host.size(), specs.size());
-    constexpr size_t kStage = 64ull << 20;
-    // Reading the mapping is the slow side: every 4 KiB page is a fault, ~1.4 GB/s on one thread
-    // (measured on the H100 and H200 hosts, docs/PERF.md); several threads take faults in parallel.
-    const int copy_threads = std::clamp(int(std::thread::hardware_concurrency()), 1, 8);
-    void* stage[2] = {gpu::pinned_alloc(kStage), gpu::pinned_alloc(kStage)};
-    // One stream per staging buffer: filling one buffer from the mmap overlaps the DMA of the
-    // other; a buffer is reused only after its own stream has drained.
-    void* streams[2] = {gpu::stream_create(), gpu::stream_create()};
-    const auto t0 = std::chrono::steady_clock::now();
-    size_t done = 0, next_report = 1ull << 30;
-    int which = 0;
+    // From the weights' memory map (for an archive: measured faster than pread of the file both
+    // warm and cold on the H200, docs/PERF.md 2026-12-04 session 5).
+    std::vector<UploadItem> items(specs.size());
     for (size_t i = 0; i < specs.size(); ++i) {
-      const auto* src = static_cast<const std::byte*>(host[i]);
-      auto* dst = static_cast<std::byte*>(const_cast<void*>(dev_ptr[i]));
-      const size_t n = specs[i].num_bytes();
-      for (size_t o = 0; o < n; o += kStage) {
-        const size_t len = std::min(kStage, n - o);
-        gpu::stream_synchronize(streams[which]);
-        parallel_copy(stage[which], src + o, len, copy_threads);
-        gpu::copy_to_device_async(dst + o, stage[which], len, streams[which]);
-        which ^= 1;
-        done += len;
-        if (!opts_.quiet && done >= next_report) {
-          const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-          fmt::print(stderr, "\rupload: {:.1f} / {:.1f} GB ({:.2f} GB/s)", done / 1e9,
-                     weight_bytes / 1e9, done / 1e9 / sec);
-          next_report += 1ull << 30;
-        }
-      }
+      items[i].src = static_cast<const std::byte*>(host[i]);
+      items[i].dst = const_cast<void*>(dev_ptr[i]);
+      items[i].bytes = specs[i].num_bytes();
     }
-    for (void* st : streams) {
-      gpu::stream_synchronize(st);
-      gpu::stream_destroy(st);
-    }
-    gpu::pinned_free(stage[0]);
-    gpu::pinned_free(stage[1]);
-    if (!opts_.quiet && done >= (1ull << 30)) fmt::print(stderr, "\n");
+    UploadOptions upload;
+    upload.progress = !opts_.quiet;
+    upload_stats_ = upload_weights(items, upload);
   }
   weight_ptrs_ = dev_ptr;
 

@@ -10,6 +10,7 @@
 
 #include "host/decode_options.h"
 #include "host/model_config.h"
+#include "host/runtime/weight_upload.h"
 #include "host/weights_view.h"
 #include "megakernel/kernel_args.h"
 #include "model/expert_mode.h"
@@ -31,6 +32,8 @@ class GpuEngine {
   GpuEngine& operator=(const GpuEngine&) = delete;
 
   const ModelConfig& config() const { return config_; }
+  // How the weights reached the GPU (zero bytes for --synthetic, generated in place).
+  const UploadStats& upload_stats() const { return upload_stats_; }
   int grid_size() const { return grid_; }
   int max_context() const { return opts_.max_context; }
   ExpertMode expert_mode() const { return opts_.experts; }
@@ -92,6 +95,7 @@ class GpuEngine {
   ModelConfig config_;
   DecodeOptions opts_;  // max_context resolved (never 0)
   int grid_ = 0;
+  UploadStats upload_stats_;
   mk::MegakernelArgs args_{};
   std::vector<mk::LayerArgs> layers_host_;
   std::vector<void*> allocations_;  // freed in the destructor
