@@ -295,17 +295,25 @@ void add_bench_command(CLI::App& app) {
   bench->require_subcommand(1);
   auto opts = std::make_shared<TpotOptions>();
   CLI::App* tpot = bench->add_subcommand(
-      "tpot", "time per output token at batch 1, with the bandwidth floor measured in the same run");
+      "tpot",
+      "time per output token at batch 1, with the bandwidth floor measured in the same run. Needs a "
+      "GPU (a CUDA build). Defaults: --context 1024, -n 128 timed steps after --warmup 16, --experts "
+      "bf16");
   tpot->add_option("-m,--model", opts->model, "archive (.gptoss) to benchmark");
   tpot->add_option("--synthetic", opts->synthetic, "generate weights on the GPU: tiny, 20b or 120b")
       ->check(CLI::IsMember({"tiny", "20b", "120b"}));
-  tpot->add_option("--seed", opts->seed, "seed of the synthetic weights and the prompt");
+  tpot->add_option("--seed", opts->seed, "seed of the synthetic weights and the prompt")
+      ->capture_default_str();
   tpot->add_option("--experts", opts->experts, "expert path(s): bf16, fp8 (comma-separated)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->capture_default_str();
   tpot->add_option("--context", opts->contexts, "context length(s) to measure at (comma-separated)")
-      ->delimiter(',');
-  tpot->add_option("-n,--num-tokens", opts->num_tokens, "decode steps timed per measurement (>= 100)");
-  tpot->add_option("--warmup", opts->warmup, "untimed decode steps before each measurement");
+      ->delimiter(',')
+      ->capture_default_str();
+  tpot->add_option("-n,--num-tokens", opts->num_tokens, "decode steps timed per measurement (>= 100)")
+      ->capture_default_str();
+  tpot->add_option("--warmup", opts->warmup, "untimed decode steps before each measurement")
+      ->capture_default_str();
   tpot->add_flag("--json", opts->json, "also print one JSON line per measurement");
   tpot->add_flag("--phase-profile", opts->phase_profile,
                  "also time each phase by skipping it (profiling; outputs are meaningless then)");

@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <fmt/format.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -32,6 +33,8 @@ namespace fs = std::filesystem;
 namespace ar = archive;
 
 constexpr uint64_t kChunkBytes = 64ull << 20;
+
+std::string human_bytes(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }
 constexpr size_t kWriteBehindChunks = 1;  // chunks of dirty output in flight beyond the current
 
 // ---- interrupts: host/interrupt.h records SIGINT/SIGTERM; the copy loop polls between chunks
@@ -53,6 +56,9 @@ class TempFile {
                   "check that the output directory is writable");
     }
     path_ = pattern;
+    // Held until the file is closed: a later conversion tells a live writer's file from one a
+    // killed process left behind (remove_stale_partials).
+    ::flock(fd_, LOCK_EX | LOCK_NB);
   }
   ~TempFile() {
     if (fd_ >= 0) ::close(fd_);
@@ -92,6 +98,47 @@ class TempFile {
   fs::path path_;
   bool committed_ = false;
 };
+
+// Temporary files of earlier conversions to `dest` whose writer is gone (kill -9, a crash, a
+// power cut): `dest.partial-XXXXXX` files that nobody holds a lock on. They are full-size, so
+// they are removed (with a warning) before the free-space check. A file another running
+// conversion holds is left alone, with a warning.
+void remove_stale_partials(const fs::path& dest, const WriteOptions& options) {
+  const fs::path dir = dest.has_parent_path() ? dest.parent_path() : fs::path(".");
+  const std::string prefix = dest.filename().string() + ".partial-";
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (!name.starts_with(prefix) || name.size() != prefix.size() + 6) continue;
+    std::error_code ec2;
+    if (!entry.is_regular_file(ec2) || entry.is_symlink(ec2)) continue;
+    const int fd = ::open(entry.path().c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) continue;
+    const uint64_t size = static_cast<uint64_t>(fs::file_size(entry.path(), ec2));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      ::close(fd);
+      if (options.warn) {
+        options.warn(fmt::format("{} is being written by another running conversion to the same "
+                                 "output; left alone",
+                                 entry.path().string()));
+      }
+      continue;
+    }
+    const bool removed = ::unlink(entry.path().c_str()) == 0;
+    const int err = errno;
+    ::close(fd);
+    if (!options.warn) continue;
+    if (removed) {
+      options.warn(fmt::format("removed {} ({}), the temporary file of an earlier conversion "
+                               "that did not finish (killed or crashed)",
+                               entry.path().string(), human_bytes(size)));
+    } else {
+      options.warn(fmt::format("{} ({}) is left from an earlier conversion that did not finish, "
+                               "and cannot be removed: {}; delete it by hand",
+                               entry.path().string(), human_bytes(size), std::strerror(err)));
+    }
+  }
+}
 
 // The hint for a failed write or reservation of the archive.
 std::string write_error_hint(int err) {
@@ -169,7 +216,6 @@ bool is_e8m0_scales(std::string_view name) {
   return false;
 }
 
-std::string human_bytes(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }
 
 }  // namespace
 
@@ -240,6 +286,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
                   "pass --force to replace it, or choose another -o");
     }
   }
+  remove_stale_partials(out, options);
   const uint64_t free_bytes =
       options.free_bytes_override ? *options.free_bytes_override : free_bytes_at(dir);
   if (free_bytes < plan.file_bytes) {
@@ -308,6 +355,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
     uint64_t overflow = 0;
     uint64_t offset = plan.offsets[i];
     XXH64_reset(&state, 0);
+    SampleHasher sample(spec.num_bytes());
     for (const auto& piece : pieces) {
       if (options.release_source_pages) {
         advise_pages(piece.data(), piece.size(), MADV_SEQUENTIAL);
@@ -321,6 +369,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
                        MADV_WILLNEED);
         }
         XXH64_update(&state, p, n);
+        sample.update(offset - plan.offsets[i], p, n);
         if (count_scales) {
           const auto* u = reinterpret_cast<const uint8_t*>(p);
           overflow +=
@@ -357,6 +406,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
     e.offset = plan.offsets[i];
     e.num_bytes = spec.num_bytes();
     e.xxh64 = XXH64_digest(&state);
+    e.sample_xxh32 = sample.digest32();
   }
 
   // Directory, then the header with the magic: the file only becomes an archive here.
@@ -370,6 +420,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
   h.file_bytes = plan.file_bytes;
   h.dir_offset = plan.dir_offset;
   h.num_tensors = static_cast<uint32_t>(dir_entries.size());
+  h.flags = ar::kFlagSampledChecksums;
   h.dir_xxh64 = XXH64(dir_entries.data(), dir_bytes, 0);
   h.tokenizer_format = static_cast<uint8_t>(tokenizer.format);
   h.attn_format = static_cast<uint8_t>(plan.formats.attn);

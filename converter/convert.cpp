@@ -133,14 +133,14 @@ void check_formats_supported(const WeightFormats& formats) {
   if (formats.attn == ar::WeightFormat::kFP8) {
     throw Error(
         "--attn fp8 is not supported yet: FP8 attention weights (E4M3 + per-row scales) "
-        "come with the FP8 weight-path issue (DESIGN.md section 6)",
+        "come with the FP8 weight path, not written yet (docs/ARCHIVE.md section 4 defines the format)",
         "convert with --attn bf16 (the default); the archive format already reserves "
         "fp8, so only the converter's quantization is missing");
   }
   if (formats.lm_head == ar::WeightFormat::kFP8) {
     throw Error(
         "--lm-head fp8 is not supported yet: the FP8 LM head (E4M3 + per-row scales) "
-        "comes with the FP8 weight-path issue (DESIGN.md section 6)",
+        "comes with the FP8 weight path, not written yet (docs/ARCHIVE.md section 4 defines the format)",
         "convert with --lm-head bf16 (the default); the archive format already reserves "
         "fp8, so only the converter's quantization is missing");
   }
@@ -177,6 +177,9 @@ WriteResult convert_checkpoint(const ConvertOptions& options) {
   }
   const Checkpoint ckpt = Checkpoint::open(options.checkpoint, options.prefer_original);
   const TokenizerBlob tokenizer = select_tokenizer(options, ckpt.tokenizer_json());
+  if (options.check_tokenizer && !tokenizer.bytes.empty()) {
+    options.check_tokenizer(tokenizer, ckpt.config());
+  }
   const ArchivePlan plan = plan_archive(ckpt.config(), options.formats, tokenizer.bytes.size());
   WriteOptions write = options.write;
   write.release_source_pages = true;  // the pieces live in the checkpoint's file mappings

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -35,6 +36,10 @@ struct ConvertOptions {
   bool no_tokenizer = false;                       // embed no tokenizer section
   bool prefer_original = false;                    // read original/ even when HF files exist
   WriteOptions write;
+  // Called with the selected tokenizer and the checkpoint's config before anything is written
+  // (the CLI parses the tokenizer there and warns when its vocabulary differs from the model's;
+  // the converter itself does not parse tokenizers). May throw to refuse.
+  std::function<void(const TokenizerBlob&, const ModelConfig&)> check_tokenizer;
 };
 
 // Validates the checkpoint, picks the tokenizer, plans and writes the archive.

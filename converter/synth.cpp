@@ -100,6 +100,24 @@ SynthWriteResult write_synth_checkpoint(const fs::path& dir, const ModelConfig& 
   std::map<std::string, const TensorSpec*> spec_of;
   for (const auto& spec : specs) spec_of[spec.name] = &spec;
 
+  // An existing checkpoint of this layout is only replaced with force (the rule of `gptoss
+  // convert`); the other layout's files beside it (HF top level, original/) are not one.
+  if (!options.force) {
+    std::vector<std::string> existing;
+    for (const auto& entry : fs::directory_iterator(out_dir)) {
+      const std::string f = entry.path().filename().string();
+      if (f == "config.json" || f == "model.safetensors.index.json" ||
+          entry.path().extension() == ".safetensors") {
+        existing.push_back(f);
+      }
+    }
+    if (!existing.empty()) {
+      std::sort(existing.begin(), existing.end());
+      throw Error(fmt::format("'{}' already holds a checkpoint ({}{})", out_dir.string(),
+                              existing.front(), existing.size() > 1 ? ", ..." : ""),
+                  "pass --force to replace it, or choose another -o");
+    }
+  }
   // Refuse to mix with another checkpoint's weight files: a stale shard would be picked up.
   std::set<std::string> ours(names.begin(), names.end());
   for (const auto& entry : fs::directory_iterator(out_dir)) {

@@ -25,6 +25,9 @@ struct SynthWriteOptions {
   CheckpointLayout layout = CheckpointLayout::kHF;
   uint64_t shard_bytes = 4'800'000'000ull;  // max data bytes per shard (hf-convert's 4.8 GB)
   int threads = 0;                          // fill threads; 0 = hardware concurrency
+  // Replace a checkpoint already in the directory (its config.json or weight files); without it
+  // such a directory is refused, as `gptoss convert` refuses an existing archive.
+  bool force = false;
   // Called after each written chunk with (bytes done, bytes total) over the whole checkpoint.
   std::function<void(uint64_t done, uint64_t total)> progress;
 };

@@ -583,7 +583,8 @@ TEST_CASE("archive verify catches a flipped byte in a blob", "[archive]") {
   b[target.offset + target.num_bytes / 2] ^= std::byte{0x10};
   b[header_of(b).tokenizer_offset + 1] ^= std::byte{0x01};
   write_bytes(s.dir / "flipped.gptoss", b);
-  const MappedArchive a = MappedArchive::open(s.dir / "flipped.gptoss");  // structure is fine
+  // The structure is fine; the default load's quick check would refuse the tokenizer.
+  const MappedArchive a = MappedArchive::open(s.dir / "flipped.gptoss", gptoss::LoadCheck::kStructure);
   uint64_t last_done = 0;
   const auto v = a.verify([&](const gptoss::VerifyProgress& p) {
     CHECK(p.bytes_done >= last_done);
@@ -884,15 +885,29 @@ TEST_CASE("gptoss convert and info through the command line", "[archive][cli]") 
   CHECK(j["tensors"].size() == gptoss::canonical_tensors(ck.config).size());
   CHECK(j["config"]["num_layers"] == 2);
 
-  // A flipped byte: info still prints, --verify exits non-zero naming the tensor.
+  // A flipped byte in the first 64 KiB of a tensor: info still prints the table, and the quick
+  // check (sampled checksums) names the tensor; --verify does too.
   Bytes b = read_bytes(file);
   const MappedArchive a = MappedArchive::open(file);
   b[a.find("layers.0.qkv.weight")->offset + 12345] ^= std::byte{4};
   write_bytes(out / "bad.gptoss", b);
   const std::string bad = (out / "bad.gptoss").string();
-  CHECK(run_cli(fmt::format("info {} -q", bad), &text) == 0);
+  CHECK(run_cli(fmt::format("info {} -q", bad), &text) == 1);
+  CHECK(contains(text, "layers.1.mlp2.scales"));  // the table
+  CHECK(contains(text, "1 quick-check checksum mismatch: layers.0.qkv.weight"));
   CHECK(run_cli(fmt::format("info {} --verify -q", bad), &text) != 0);
   CHECK(contains(text, "1 checksum mismatch: layers.0.qkv.weight"));
+  // A flip in the middle of a large tensor escapes the sampled check (it reads 128 KiB per
+  // tensor); --verify is the full check.
+  b = read_bytes(file);
+  const auto* blocks = a.find("layers.1.mlp1.blocks");
+  REQUIRE(blocks->num_bytes > 4 * ar::kSampleBytes);
+  b[blocks->offset + blocks->num_bytes / 2] ^= std::byte{1};
+  write_bytes(out / "bad.gptoss", b);
+  CHECK(run_cli(fmt::format("info {} -q", bad), &text) == 0);
+  CHECK(contains(text, "quick check: ok"));
+  CHECK(run_cli(fmt::format("info {} --verify -q", bad), &text) != 0);
+  CHECK(contains(text, "1 checksum mismatch: layers.1.mlp1.blocks"));
 
   // Refusals with a message and a non-zero exit.
   CHECK(run_cli(fmt::format("convert {} -o {}", ck.dir.path().string(), file), &text) != 0);

@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <new>
 #define XXH_INLINE_ALL  // header-only xxHash (XXH64 streaming API)
 #include <xxhash.h>
 
@@ -186,7 +187,7 @@ ModelConfig from_config_record(const archive::ConfigRecord& r) {
   return c;
 }
 
-MappedArchive MappedArchive::open(const std::filesystem::path& path) {
+MappedArchive MappedArchive::open(const std::filesystem::path& path, LoadCheck check) {
   const std::string label = path.string();
   std::error_code ec;
   const auto status = std::filesystem::status(path, ec);
@@ -198,7 +199,7 @@ MappedArchive MappedArchive::open(const std::filesystem::path& path) {
   if (std::filesystem::file_size(path, ec) == 0 && !ec) fail(label, "the file is empty");
   std::shared_ptr<MappedFile> map = MappedFile::open(path);
   const std::span<const std::byte> bytes = map->bytes();
-  MappedArchive a = parse(map, bytes, label);
+  MappedArchive a = parse(map, bytes, label, check);
   a.file_backed_ = true;
   a.path_ = path;
   return a;
@@ -214,14 +215,16 @@ std::optional<WeightsFile> MappedArchive::weights_file() const {
 }
 
 MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
-                                   std::span<const std::byte> bytes, const std::string& label) {
+                                   std::span<const std::byte> bytes, const std::string& label,
+                                   LoadCheck check) {
   MappedArchive a;
   a.keepalive_ = std::move(keepalive);
   a.bytes_ = bytes;
   a.label_ = label;
   const uint64_t size = bytes.size();
 
-  // 1. Identity: magic, version, layout id, before anything else is trusted.
+  // 1. Identity: the magic, then the header checksum before any field is interpreted (a flipped
+  // bit in the version must read as damage, not as another format), then version and layout id.
   if (size < sizeof(ar::kMagic) || std::memcmp(bytes.data(), ar::kMagic, sizeof(ar::kMagic)) != 0) {
     fail(label, "not a gptoss archive (wrong magic bytes)",
          "convert a checkpoint with: gptoss convert CKPT_DIR -o FILE.gptoss");
@@ -232,6 +235,10 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
   }
   ar::Header& h = a.header_;
   std::memcpy(&h, bytes.data(), sizeof(h));
+  const uint64_t header_sum = XXH64(bytes.data(), offsetof(ar::Header, header_xxh64), 0);
+  if (header_sum != h.header_xxh64) {
+    fail(label, "header checksum mismatch: the header is corrupted");
+  }
   if (h.format_version != ar::kFormatVersion) {
     fail(label,
          fmt::format("archive format version {}, but this build reads version {}", h.format_version,
@@ -249,8 +256,6 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
     fail(label, fmt::format("header size {} / entry size {} (expected {} / {})", h.header_bytes,
                             h.entry_bytes, ar::kHeaderBytes, ar::kEntryBytes));
   }
-  const uint64_t header_sum = XXH64(bytes.data(), offsetof(ar::Header, header_xxh64), 0);
-  if (header_sum != h.header_xxh64) fail(label, "header checksum mismatch (corrupted header)");
 
   // 2. Sections: the file size, then each section inside it, aligned, not overlapping.
   if (h.file_bytes != size) {
@@ -353,8 +358,8 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
     if (!a.index_.emplace(name, a.entries_.size()).second) {
       fail(label, fmt::format("tensor {} appears twice in the directory", name));
     }
-    a.entries_.push_back(
-        {std::move(name), dtype, std::move(shape), e.offset, e.num_bytes, e.xxh64});
+    a.entries_.push_back({std::move(name), dtype, std::move(shape), e.offset, e.num_bytes, e.xxh64,
+                          e.sample_xxh32});
   }
   std::sort(regions.begin(), regions.end(),
             [](const Region& x, const Region& y) { return x.begin < y.begin; });
@@ -387,6 +392,7 @@ MappedArchive MappedArchive::parse(std::shared_ptr<const void> keepalive,
       }
     }
   }
+  if (check == LoadCheck::kQuick) a.require_quick_check();
   return a;
 }
 
@@ -435,6 +441,87 @@ std::string MappedArchive::tokenizer_sha256_hex() const {
   Sha256::Digest d;
   std::memcpy(d.data(), header_.tokenizer_sha256, d.size());
   return Sha256::hex(d);
+}
+
+SampleHasher::SampleHasher(uint64_t num_bytes)
+    : head_end_(std::min(num_bytes, ar::kSampleBytes)),
+      tail_begin_(std::max(ar::kSampleBytes, num_bytes > ar::kSampleBytes
+                                                 ? num_bytes - ar::kSampleBytes
+                                                 : uint64_t{0})),
+      end_(num_bytes),
+      state_(XXH64_createState()) {
+  if (state_ == nullptr) throw std::bad_alloc();
+  XXH64_reset(static_cast<XXH64_state_t*>(state_), 0);
+}
+
+SampleHasher::~SampleHasher() { XXH64_freeState(static_cast<XXH64_state_t*>(state_)); }
+
+void SampleHasher::update(uint64_t pos, const std::byte* data, uint64_t n) {
+  auto* st = static_cast<XXH64_state_t*>(state_);
+  const uint64_t end = pos + n;
+  // The parts of [pos, end) inside the head [0, head_end_) and the tail [tail_begin_, end_).
+  if (pos < head_end_) {
+    XXH64_update(st, data, std::min(end, head_end_) - pos);
+  }
+  const uint64_t b = std::max(pos, tail_begin_), e = std::min(end, end_);
+  if (b < e) XXH64_update(st, data + (b - pos), e - b);
+}
+
+uint32_t SampleHasher::digest32() const {
+  return static_cast<uint32_t>(XXH64_digest(static_cast<const XXH64_state_t*>(state_)));
+}
+
+uint32_t SampleHasher::of(std::span<const std::byte> blob) {
+  SampleHasher h(blob.size());
+  const uint64_t n = blob.size();
+  h.update(0, blob.data(), std::min(n, ar::kSampleBytes));
+  if (n > h.tail_begin_) h.update(h.tail_begin_, blob.data() + h.tail_begin_, n - h.tail_begin_);
+  return h.digest32();
+}
+
+bool MappedArchive::has_sampled_checksums() const {
+  return (header_.flags & ar::kFlagSampledChecksums) != 0;
+}
+
+VerifyResult MappedArchive::quick_check() const {
+  const auto start = std::chrono::steady_clock::now();
+  VerifyResult result;
+  const std::span<const std::byte> tok = tokenizer_blob();
+  if (!tok.empty()) {
+    if (XXH64(tok.data(), tok.size(), 0) != header_.tokenizer_xxh64) {
+      result.mismatched.push_back("<tokenizer>");
+    }
+    result.bytes_checked += tok.size();
+  }
+  if (has_sampled_checksums()) {
+    for (const ArchiveTensor& t : entries_) {
+      const std::span<const std::byte> blob = bytes_.subspan(t.offset, t.num_bytes);
+      if (SampleHasher::of(blob) != t.sample_xxh32) result.mismatched.push_back(t.name);
+      result.bytes_checked += std::min(t.num_bytes, 2 * ar::kSampleBytes);
+    }
+  }
+  result.seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+void MappedArchive::require_quick_check() const {
+  const VerifyResult r = quick_check();
+  if (r.ok()) return;
+  constexpr std::string_view kHint =
+      "the file was damaged after conversion (a bad copy or download?): copy it again or re-run "
+      "gptoss convert; gptoss info FILE --verify checks every byte";
+  if (r.mismatched.front() == "<tokenizer>") {
+    fail(label_, "the embedded tokenizer is corrupted (its checksum does not match the header)",
+         kHint);
+  }
+  const size_t shown = std::min<size_t>(r.mismatched.size(), 5);
+  fail(label_,
+       fmt::format("the weights are corrupted: sampled checksum mismatch in {} tensor{} ({}{})",
+                   r.mismatched.size(), r.mismatched.size() == 1 ? "" : "s",
+                   fmt::join(r.mismatched.begin(), r.mismatched.begin() + shown, ", "),
+                   r.mismatched.size() > shown ? ", ..." : ""),
+       kHint);
 }
 
 VerifyResult MappedArchive::verify(

@@ -1,7 +1,9 @@
 // archive.h — MappedArchive: a .gptoss archive mapped read-only (RAII) and validated before use
-// (magic, version, layout id, header and directory checksums, bounds, alignment, overlaps, sizes,
-// and the tensor list against archive_tensors(config, formats)); lookup by canonical name.
-// Blob checksums are checked on request (verify()). Nothing is read outside the mapping.
+// (magic, header checksum, version, layout id, directory checksum, bounds, alignment, overlaps,
+// sizes, and the tensor list against archive_tensors(config, formats)); lookup by canonical name.
+// Every load also runs the quick check (the tokenizer blob's checksum and each tensor's sampled
+// checksum, a few MB); the full blob checksums are checked on request (verify()). Nothing is read
+// outside the mapping.
 #pragma once
 
 #include <cstddef>
@@ -52,7 +54,32 @@ struct ArchiveTensor {
   uint64_t offset = 0;  // absolute file offset
   uint64_t num_bytes = 0;
   uint64_t xxh64 = 0;
+  uint32_t sample_xxh32 = 0;  // meaningful when the archive has sampled checksums
 };
+
+// The sampled checksum of one blob (archive_format.h, kFlagSampledChecksums), fed in order with
+// the blob's bytes or any part of them: only the first and last kSampleBytes count.
+class SampleHasher {
+ public:
+  explicit SampleHasher(uint64_t num_bytes);
+  ~SampleHasher();
+  SampleHasher(const SampleHasher&) = delete;
+  SampleHasher& operator=(const SampleHasher&) = delete;
+  // `data` holds the blob's bytes [pos, pos + n); calls come with increasing pos.
+  void update(uint64_t pos, const std::byte* data, uint64_t n);
+  uint32_t digest32() const;
+  // The whole computation over a blob in memory (reads at most 2 x kSampleBytes).
+  static uint32_t of(std::span<const std::byte> blob);
+
+ private:
+  uint64_t head_end_, tail_begin_, end_;
+  void* state_;  // XXH64_state_t
+};
+
+// How much MappedArchive::open / parse check beyond the structure: kQuick (the default) also
+// checks the tokenizer blob's checksum and every tensor's sampled checksum, and refuses the file
+// on a mismatch; kStructure stops after the structure (info, which reports damage itself).
+enum class LoadCheck { kStructure, kQuick };
 
 struct VerifyProgress {
   uint64_t bytes_done = 0;
@@ -77,10 +104,12 @@ struct WeightsFile {
 class MappedArchive {
  public:
   // Maps and validates `path`; throws gptoss::Error naming the problem (with a hint).
-  static MappedArchive open(const std::filesystem::path& path);
+  static MappedArchive open(const std::filesystem::path& path,
+                            LoadCheck check = LoadCheck::kQuick);
   // Validates an in-memory image; `label` names it in messages. `keepalive` owns the bytes.
   static MappedArchive parse(std::shared_ptr<const void> keepalive,
-                             std::span<const std::byte> file_bytes, const std::string& label);
+                             std::span<const std::byte> file_bytes, const std::string& label,
+                             LoadCheck check = LoadCheck::kQuick);
 
   const std::string& label() const { return label_; }
   const ModelConfig& config() const { return config_; }
@@ -104,6 +133,15 @@ class MappedArchive {
   archive::TokenizerFormat tokenizer_format() const;
   std::span<const std::byte> tokenizer_blob() const;  // empty when none
   std::string tokenizer_sha256_hex() const;           // empty when none
+
+  // Whether the directory carries sampled checksums (archives converted before they existed
+  // do not; their quick check covers the tokenizer only).
+  bool has_sampled_checksums() const;
+  // The quick check: the tokenizer blob's XXH64 and each tensor's sampled checksum. Reads the
+  // tokenizer and 2 x 64 KiB per tensor (mismatched names as in verify()).
+  VerifyResult quick_check() const;
+  // Throws gptoss::Error naming what quick_check() found, if anything.
+  void require_quick_check() const;
 
   // Recomputes every blob checksum (and the tokenizer's); pages are released as it goes.
   VerifyResult verify(const std::function<void(const VerifyProgress&)>& progress = {}) const;

@@ -25,6 +25,14 @@ inline constexpr uint32_t kMaxLayers = 1024;  // ModelConfig::validate()'s limit
 inline constexpr size_t kNameBytes = 64;      // NUL-padded; names are at most 63 bytes
 inline constexpr int kMaxRank = 4;
 
+// Header flags. Unknown bits are ignored by readers (they were reserved and zero before), so an
+// archive with a flag stays readable by older builds of the same format version.
+// kFlagSampledChecksums: every directory entry's sample_xxh32 holds the low 32 bits of the XXH64
+// of the blob's first and last kSampleBytes (the bytes [0, min(n, S)) then [max(S, n - S), n)),
+// checked on every load: a cheap default check of the weights that `info --verify` completes.
+inline constexpr uint32_t kFlagSampledChecksums = 1u << 0;
+inline constexpr uint64_t kSampleBytes = 64 * 1024;
+
 // Weight format of the attention projections (qkv, out) and of the LM head.
 // kFP8: E4M3 weights plus one F32 scale per output row in a "<weight>_scale" tensor.
 enum class WeightFormat : uint8_t { kBF16 = 0, kFP8 = 1 };
@@ -74,7 +82,7 @@ struct Header {
   uint64_t file_bytes;      // the whole file; a shorter file is truncated
   uint64_t dir_offset;      // directory: num_tensors entries of entry_bytes each
   uint32_t num_tensors;
-  uint32_t reserved0;
+  uint32_t flags;  // kFlag* bits; 0 in archives written before the flags existed
   uint64_t dir_xxh64;         // XXH64 (seed 0) of the num_tensors * entry_bytes directory bytes
   uint64_t tokenizer_offset;  // 0 when tokenizer_format == kNone
   uint64_t tokenizer_bytes;
@@ -104,7 +112,7 @@ struct TensorEntry {
   uint8_t dtype;          // DType enumerator value (pinned below)
   uint8_t rank;           // 1..kMaxRank
   uint16_t reserved0;
-  uint32_t reserved1;
+  uint32_t sample_xxh32;    // with kFlagSampledChecksums: see SampleHasher (host/archive/archive.h)
   int64_t shape[kMaxRank];  // first `rank` dims, the rest zero
   uint64_t offset;          // absolute file offset, a multiple of kAlignment
   uint64_t num_bytes;       // = product(shape) * dtype size

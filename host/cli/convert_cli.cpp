@@ -1,5 +1,5 @@
 // convert_cli.cpp — `gptoss convert CKPT_DIR -o FILE.gptoss` and its --dry-run plan
-// (DESIGN.md section 9). The work is in convert.cpp and archive_writer.cpp.
+// (docs/ARCHIVE.md section 7). The work is in convert.cpp and archive_writer.cpp.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
@@ -15,11 +15,13 @@
 #include "converter/checkpoint.h"
 #include "converter/convert.h"
 #include "host/archive/archive.h"
+#include "host/cli/arg_checks.h"
 #include "host/cli/cli.h"
 #include "host/error.h"
 #include "host/interrupt.h"
 #include "host/progress.h"
 #include "host/sha256.h"
+#include "host/text/tokenizer.h"
 
 namespace gptoss::cli {
 namespace {
@@ -57,6 +59,23 @@ WeightFormats parse_formats(const ConvertArgs& a) {
   return f;
 }
 
+// The tokenizer about to be embedded against the model: a vocabulary that differs is warned
+// about (text prompts would fail on ids the model does not have, or print nothing for ids the
+// tokenizer does not have). Synthetic test models with small vocabularies hit this on purpose.
+void check_tokenizer_vocab(const conv::TokenizerBlob& blob, const ModelConfig& config) {
+  const auto format = blob.format == archive::TokenizerFormat::kTiktoken ? tok::kBlobFormatTiktoken
+                                                                         : tok::kBlobFormatHfJson;
+  const tok::Tokenizer t = tok::Tokenizer::from_blob(format, blob.bytes);
+  const std::string mismatch = vocab_mismatch(static_cast<int>(t.vocab_size()), config.vocab_size);
+  if (mismatch.empty()) return;
+  const bool larger = static_cast<int>(t.vocab_size()) > config.vocab_size;
+  fmt::print(stderr, "warning: {} (tokenizer from {}): {}; convert with --tokenizer FILE matching "
+             "the model, or --no-tokenizer\n",
+             mismatch, blob.source,
+             larger ? "text prompts (generate -p) will fail on ids the model lacks (--tokens works)"
+                    : "generated ids the tokenizer lacks cannot be printed as text");
+}
+
 conv::ConvertOptions to_options(const ConvertArgs& a) {
   conv::ConvertOptions o;
   o.checkpoint = a.checkpoint;
@@ -70,6 +89,7 @@ conv::ConvertOptions to_options(const ConvertArgs& a) {
   o.write.warn = [](const std::string& line) { fmt::print(stderr, "warning: {}\n", line); };
   if (a.test_free_bytes >= 0) o.write.free_bytes_override = uint64_t(a.test_free_bytes);
   if (a.test_fail_after >= 0) o.write.fail_after_bytes = uint64_t(a.test_fail_after);
+  o.check_tokenizer = check_tokenizer_vocab;
   return o;
 }
 
@@ -137,6 +157,7 @@ void run_dry_run(const ConvertArgs& a) {
     source = ckpt.dir().string();
   }
   const conv::TokenizerBlob tokenizer = conv::select_tokenizer(o, tokenizer_json);
+  if (!tokenizer.bytes.empty()) check_tokenizer_vocab(tokenizer, config);
   const conv::ArchivePlan plan = conv::plan_archive(config, o.formats, tokenizer.bytes.size());
   print_plan(source, plan, tokenizer, o.output, o.write.free_bytes_override);
 }

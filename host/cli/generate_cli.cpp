@@ -16,6 +16,7 @@
 #include <fmt/core.h>
 
 #include "host/archive/archive.h"
+#include "host/cli/arg_checks.h"
 #include "host/cli/cli.h"
 #include "host/decode_options.h"
 #include "host/error.h"
@@ -194,6 +195,7 @@ void run_generate(const GenerateOptions& o) {
       ids = tok::render_prompt(*tokenizer, o.prompt, system, o.developer);
     }
     for (tok::TokenId id : ids) prompt.push_back(static_cast<int>(id));
+    check_prompt_vocab(*tokenizer, prompt, config, src.label);  // host/cli/arg_checks.h
   }
   if (prompt.empty()) throw Error("the prompt is empty", "give at least one token id");
   for (int id : prompt) {
@@ -406,7 +408,10 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   // Test hook (hidden): the decode step at POS fails like a GPU kernel fault or out-of-memory.
   cmd->add_option("--test-fault", opts->test_fault)->group("");
-  cmd->callback([opts] { run_generate(*opts); });
+  cmd->callback([opts, cmd] {
+    check_generate_args(*cmd);  // host/cli/arg_checks.h: what CLI11 cannot check
+    run_generate(*opts);
+  });
 }
 
 }  // namespace gptoss::cli

@@ -1,12 +1,15 @@
-// archive_cli.cpp — `gptoss info FILE.gptoss [--verify] [--json]`: the header (config, formats,
-// tokenizer) and the tensor table of an archive; --verify recomputes every checksum and exits
+// info_cli.cpp — `gptoss info FILE.gptoss [--verify] [--json]`: the header (config, formats,
+// tokenizer) and the tensor table of an archive, then the quick check every load runs (tokenizer
+// and sampled tensor checksums, with its cost); --verify recomputes every checksum. Exits
 // non-zero on any mismatch.
 #include <fmt/format.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 
 #include "host/archive/archive.h"
 #include "host/cli/cli.h"
@@ -134,16 +137,44 @@ nlohmann::json to_json(const MappedArchive& a) {
           {"tensors", tensors}};
 }
 
+// The quick check's mismatches as an error (after the table, so a damaged file still shows it).
+[[noreturn]] void throw_mismatches(const MappedArchive& a, const VerifyResult& r,
+                                   std::string_view what) {
+  const size_t shown = std::min<size_t>(r.mismatched.size(), 10);
+  throw Error(fmt::format("{}: {} {} mismatch{}: {}{}", a.label(), r.mismatched.size(), what,
+                          r.mismatched.size() == 1 ? "" : "es",
+                          fmt::join(r.mismatched.begin(), r.mismatched.begin() + shown, ", "),
+                          r.mismatched.size() > shown ? ", ..." : ""),
+              "the file is corrupted; copy it again or re-run gptoss convert");
+}
+
 void run_info(const InfoArgs& args) {
-  const MappedArchive a = MappedArchive::open(args.file);
+  // The structure only: the checksums are reported below, after the table.
+  const MappedArchive a = MappedArchive::open(args.file, LoadCheck::kStructure);
   nlohmann::json j;
   if (args.json) {
     j = to_json(a);
   } else {
     print_text(a);
   }
+  // The quick check every load runs (tokenizer + sampled tensor checksums), with its cost.
+  const VerifyResult quick = a.quick_check();
+  if (args.json) {
+    j["quick_check"] = {{"ok", quick.ok()},
+                        {"sampled_checksums", a.has_sampled_checksums()},
+                        {"mismatched", quick.mismatched},
+                        {"bytes", quick.bytes_checked},
+                        {"seconds", quick.seconds}};
+  } else {
+    fmt::print("quick check: {} ({} bytes read in {:.1f} ms{})\n",
+               quick.ok() ? "ok" : "MISMATCH", quick.bytes_checked, quick.seconds * 1e3,
+               a.has_sampled_checksums()
+                   ? ": the tokenizer and the first and last 64 KiB of each tensor"
+                   : ": the tokenizer only; this archive predates sampled tensor checksums");
+  }
   if (!args.verify) {
     if (args.json) fmt::print("{}\n", j.dump(2));
+    if (!quick.ok()) throw_mismatches(a, quick, "quick-check checksum");
     return;
   }
   ProgressLine progress("verify", !args.quiet);
@@ -160,14 +191,8 @@ void run_info(const InfoArgs& args) {
     fmt::print("verify:    all {} checksums match ({} bytes)\n",
                a.entries().size() + (a.tokenizer_blob().empty() ? 0 : 1), r.bytes_checked);
   }
-  if (!r.ok()) {
-    const size_t shown = std::min<size_t>(r.mismatched.size(), 10);
-    throw Error(fmt::format("{}: {} checksum mismatch{}: {}{}", a.label(), r.mismatched.size(),
-                            r.mismatched.size() == 1 ? "" : "es",
-                            fmt::join(r.mismatched.begin(), r.mismatched.begin() + shown, ", "),
-                            r.mismatched.size() > shown ? ", ..." : ""),
-                "the file is corrupted; copy it again or re-run gptoss convert");
-  }
+  if (!r.ok()) throw_mismatches(a, r, "checksum");
+  if (!quick.ok()) throw_mismatches(a, quick, "quick-check checksum");
 }
 
 }  // namespace

@@ -1,8 +1,11 @@
-// main.cpp — the `gptoss` binary: CLI11 subcommands (DESIGN.md section 9). The only main():
-// it turns exceptions into messages on stderr and non-zero exit codes.
+// main.cpp — the `gptoss` binary: CLI11 subcommands (README.md lists them). The only main():
+// it turns exceptions into messages on stderr and exit codes: 0 success (also --help and
+// --version), 1 an error while running (bad input file, failed step, ...), 2 a command line
+// CLI11 cannot parse (unknown option, missing or malformed value), 128 + N a stop by signal N.
 #include <cstdio>
 #include <exception>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
@@ -31,6 +34,24 @@ RemedyFlag remedy_flag(gptoss::Remedy remedy) {
   return {nullptr, nullptr};
 }
 
+// "run 'gptoss generate --help' for usage": the deepest subcommand the parse reached.
+std::string usage_hint(const CLI::App& app) {
+  std::string path = "gptoss";
+  const CLI::App* a = &app;
+  for (;;) {
+    const std::vector<const CLI::App*> subs = a->get_subcommands([](const CLI::App* s) {
+      return s->parsed();
+    });
+    if (subs.empty()) break;
+    a = subs.front();
+    path += " " + a->get_name();
+  }
+  return fmt::format("run '{} --help' for usage", path);
+}
+
+// Exit code of a command line that does not parse (README.md, docs/RELIABILITY.md).
+constexpr int kUsageExitCode = 2;
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -52,7 +73,10 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version arrive as "errors" with exit code 0: CLI11 prints them.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    fmt::print(stderr, "error: {}\nhint: {}\n", e.what(), usage_hint(app));
+    return kUsageExitCode;
   } catch (const gptoss::Interrupted& e) {
     fmt::print(stderr, "error: {}\n", e.what());
     return e.exit_code();

@@ -26,6 +26,7 @@ struct SynthArgs {
   uint64_t shard_size = 4'800'000'000ull;
   int threads = 0;
   bool quiet = false;
+  bool force = false;
 };
 
 // Throttled progress line: one update per second (in place on a terminal, a line per 5 s else).
@@ -62,6 +63,7 @@ void run_synth(const SynthArgs& a) {
       a.layout == "original" ? conv::CheckpointLayout::kOriginal : conv::CheckpointLayout::kHF;
   opt.shard_bytes = a.shard_size;
   opt.threads = a.threads;
+  opt.force = a.force;
   // Progress only where it helps: checkpoints that take more than a moment.
   uint64_t total = 0;
   for (const auto& t : canonical_tensors(config)) total += t.num_bytes();
@@ -108,6 +110,7 @@ void add_synth_command(CLI::App& app) {
   cmd->add_option("--threads", args->threads, "Generator threads (0 = all cores)")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
+  cmd->add_flag("--force", args->force, "Replace a checkpoint already in the output directory");
   cmd->add_flag("-q,--quiet", args->quiet, "No progress or summary on stderr");
   cmd->callback([args] { run_synth(*args); });
 }
