@@ -15,8 +15,10 @@
 namespace gptoss::cli {
 namespace {
 
+// An option absent from the subcommand (renamed or removed there) counts as not given.
 bool given(const CLI::App& app, const std::string& name) {
-  return app.get_option(name)->count() > 0;
+  const CLI::Option* opt = app.get_option_no_throw(name);
+  return opt != nullptr && opt->count() > 0;
 }
 
 std::string value(const CLI::App& app, const std::string& name) {
