@@ -136,85 +136,6 @@ __device__ __forceinline__ void decode_block_bf16(uint32_t (&out)[4][4], const u
   decode_pair_bf16<2>(out, v, mult, single);
   decode_pair_bf16<3>(out, v, mult, single);
 }
-
-// One step of the bf16 path for a lane: wa / wb = its block kb of rows a and b (zeros when idle),
-// sa / sb their scales (127 when idle); 8 MMAs against the staged activations of block kb (the
-// zero block when kb >= kb_end) accumulate into d. Warp-collective (warp_all): every lane calls.
-__device__ __forceinline__ void mxfp4_step_bf16(float (&d)[4], const uint4& wa, const uint4& wb,
-                                                uint32_t sa, uint32_t sb,
-                                                const uint8_t* __restrict__ staged, int kb,
-                                                int kb_end, int num_blocks) {
-  const uint8_t* bsrc = staged + (kb < kb_end ? kb : num_blocks) * kStagedBf16BlockBytes;
-  uint4 bv[4];
-#pragma unroll
-  for (int i = 0; i < 4; ++i) bv[i] = *reinterpret_cast<const uint4*>(bsrc + 16 * i);
-  // One bf16 multiply per pair when every scale of this step is <= 128 (real checkpoints), two
-  // otherwise; both exact.
-  const bool single =
-      warp_all(sa <= kMxfp4SingleMultiplyMaxScale && sb <= kMxfp4SingleMultiplyMaxScale);
-  uint32_t da[4][4], db[4][4];
-  decode_block_bf16(da, wa, sa, single);
-  decode_block_bf16(db, wb, sb, single);
-#pragma unroll
-  for (int j = 0; j < 8; ++j) {
-    const int q = j >> 1, p = 2 * (j & 1);
-    const uint32_t a[4] = {da[q][p], db[q][p], da[q][p + 1], db[q][p + 1]};
-    const uint4& bq = bv[q];
-    const uint32_t b[2] = {(j & 1) ? bq.z : bq.x, (j & 1) ? bq.w : bq.y};
-    mma_m16n8k16_bf16(d, a, b);
-  }
-}
-
-// One step of the fp8 path for a lane: blocks step0 .. step0 + 3 of the quad (this lane's is
-// step0 + tig), sab = this lane's scales (row a in bits 0-7, row b in bits 8-15). Four MMAs; B
-// column n is non-zero only in lane n's k-slots, so column n of the result is block step0 + n
-// alone and is scaled by that block's two scales into acc_a / acc_b (lanes tig < 2).
-// Warp-collective (shuffles).
-__device__ __forceinline__ void mxfp4_step_fp8(float& acc_a, float& acc_b, const uint4& wa,
-                                               const uint4& wb, uint32_t sab,
-                                               const uint8_t* __restrict__ staged,
-                                               const float* __restrict__ factors, int step0,
-                                               int kb_end, int num_blocks, bool ok_a, bool ok_b) {
-  const int lane = lane_id(), gid = lane >> 2, tig = lane & 3;
-  const bool diag = gid == tig;  // the lane whose k-slots feed B column gid
-  // The scales of blocks step0 + 2tig + c were loaded by lane (gid, 2tig + c) of the quad.
-  const uint32_t sab_c[2] = {shfl(sab, (lane & ~3) | ((2 * tig) & 3)),
-                             shfl(sab, (lane & ~3) | ((2 * tig + 1) & 3))};
-  const int kb = step0 + tig;
-  const uint8_t* bsrc = staged + (diag && kb < kb_end ? kb : num_blocks) * kStagedFp8BlockBytes;
-  const uint4 b01 = *reinterpret_cast<const uint4*>(bsrc);
-  const uint4 b23 = *reinterpret_cast<const uint4*>(bsrc + 16);
-  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-#pragma unroll
-  for (int i = 0; i < 4; ++i) {
-    uint32_t a[4];
-    e2m1x8_to_e4m3x8_scaled(word_of(wa, i), a[0], a[2]);
-    e2m1x8_to_e4m3x8_scaled(word_of(wb, i), a[1], a[3]);
-    const uint4& bw = i < 2 ? b01 : b23;
-    const uint32_t b[2] = {(i & 1) ? bw.z : bw.x, (i & 1) ? bw.w : bw.y};
-    mma_m16n8k32_e4m3(d, a, b);
-  }
-  // Lane (gid, tig < 2) holds blocks step0 + 2tig and step0 + 2tig + 1 of rows a and b.
-#pragma unroll
-  for (int c = 0; c < 2; ++c) {
-    const int blk = step0 + 2 * tig + c;
-    const bool live = tig < 2 && blk < kb_end;
-    const float fa = live ? factors[blk] : 0.0f;
-    const float fwa = live && ok_a ? e8m0_to_float(sab_c[c] & 0xffu) : 0.0f;
-    const float fwb = live && ok_b ? e8m0_to_float(sab_c[c] >> 8) : 0.0f;
-    acc_a = fmaf(d[c] * fa, fwa, acc_a);
-    acc_b = fmaf(d[2 + c] * fa, fwb, acc_b);
-  }
-}
-// The quad's sums of the fp8 path into every lane of the quad.
-__device__ __forceinline__ void mxfp4_fp8_finish(float (&acc)[2], float acc_a, float acc_b) {
-  acc_a += shfl_xor(acc_a, 1);
-  acc_a += shfl_xor(acc_a, 2);
-  acc_b += shfl_xor(acc_b, 1);
-  acc_b += shfl_xor(acc_b, 2);
-  acc[0] = acc_a;
-  acc[1] = acc_b;
-}
 }  // namespace detail
 
 // ---- warp scope: one 16-row tile over blocks [kb_begin, kb_end) ---------------------------------
@@ -251,8 +172,26 @@ __device__ __forceinline__ void warp_gemv_mxfp4_bf16(float (&acc)[2], const Mxfp
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) {
       if (kb0 + u * kMxfp4BlocksPerStep >= kb_end) break;  // warp-uniform
-      detail::mxfp4_step_bf16(d, wa[u], wb[u], sa[u], sb[u], staged,
-                              kb0 + u * kMxfp4BlocksPerStep + tig, kb_end, w.num_blocks);
+      const int kb = kb0 + u * kMxfp4BlocksPerStep + tig;
+      const uint8_t* bsrc = staged + (kb < kb_end ? kb : w.num_blocks) * kStagedBf16BlockBytes;
+      uint4 bv[4];
+#pragma unroll
+      for (int i = 0; i < 4; ++i) bv[i] = *reinterpret_cast<const uint4*>(bsrc + 16 * i);
+      // One bf16 multiply per pair when every scale of this step is <= 128 (real checkpoints),
+      // two otherwise; both exact.
+      const bool single = warp_all(sa[u] <= kMxfp4SingleMultiplyMaxScale &&
+                                   sb[u] <= kMxfp4SingleMultiplyMaxScale);
+      uint32_t da[4][4], db[4][4];
+      detail::decode_block_bf16(da, wa[u], sa[u], single);
+      detail::decode_block_bf16(db, wb[u], sb[u], single);
+#pragma unroll
+      for (int j = 0; j < 8; ++j) {
+        const int q = j >> 1, p = 2 * (j & 1);
+        const uint32_t a[4] = {da[q][p], db[q][p], da[q][p + 1], db[q][p + 1]};
+        const uint4& bq = bv[q];
+        const uint32_t b[2] = {(j & 1) ? bq.z : bq.x, (j & 1) ? bq.w : bq.y};
+        mma_m16n8k16_bf16(d, a, b);
+      }
     }
   }
   acc[0] = d[0];  // B is the same in all 8 columns, so every column holds the row sums
@@ -276,6 +215,7 @@ __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4
   const uint8_t* scales_b = w.scales + int64_t(ok_b ? row_b : 0) * w.num_blocks;
   const float* factors =
       reinterpret_cast<const float*>(staged + (w.num_blocks + 1) * kStagedFp8BlockBytes);
+  const bool diag = gid == tig;  // the lane whose k-slots feed B column gid
   float acc_a = 0.0f, acc_b = 0.0f;
   constexpr int kStride = kMxfp4BlocksPerStep * kUnroll;
   for (int kb0 = kb_begin; kb0 < kb_end; kb0 += kStride) {
@@ -294,11 +234,43 @@ __device__ __forceinline__ void warp_gemv_mxfp4_fp8(float (&acc)[2], const Mxfp4
     for (int u = 0; u < kUnroll; ++u) {
       const int step0 = kb0 + u * kMxfp4BlocksPerStep;
       if (step0 >= kb_end) break;  // warp-uniform
-      detail::mxfp4_step_fp8(acc_a, acc_b, wa[u], wb[u], sab[u], staged, factors, step0, kb_end,
-                             w.num_blocks, ok_a, ok_b);
+      // The scales of blocks step0 + 2tig + c were loaded by lane (gid, 2tig + c) of the quad.
+      const uint32_t sab_c[2] = {shfl(sab[u], (lane & ~3) | ((2 * tig) & 3)),
+                                 shfl(sab[u], (lane & ~3) | ((2 * tig + 1) & 3))};
+      const int kb = step0 + tig;
+      const uint8_t* bsrc =
+          staged + (diag && kb < kb_end ? kb : w.num_blocks) * kStagedFp8BlockBytes;
+      const uint4 b01 = *reinterpret_cast<const uint4*>(bsrc);
+      const uint4 b23 = *reinterpret_cast<const uint4*>(bsrc + 16);
+      float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        uint32_t a[4];
+        e2m1x8_to_e4m3x8_scaled(detail::word_of(wa[u], i), a[0], a[2]);
+        e2m1x8_to_e4m3x8_scaled(detail::word_of(wb[u], i), a[1], a[3]);
+        const uint4& bw = i < 2 ? b01 : b23;
+        const uint32_t b[2] = {(i & 1) ? bw.z : bw.x, (i & 1) ? bw.w : bw.y};
+        mma_m16n8k32_e4m3(d, a, b);
+      }
+      // Lane (gid, tig < 2) holds blocks step0 + 2tig and step0 + 2tig + 1 of rows a and b.
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int blk = step0 + 2 * tig + c;
+        const bool live = tig < 2 && blk < kb_end;
+        const float fa = live ? factors[blk] : 0.0f;
+        const float fwa = live && ok_a ? e8m0_to_float(sab_c[c] & 0xffu) : 0.0f;
+        const float fwb = live && ok_b ? e8m0_to_float(sab_c[c] >> 8) : 0.0f;
+        acc_a = fmaf(d[c] * fa, fwa, acc_a);
+        acc_b = fmaf(d[2 + c] * fa, fwb, acc_b);
+      }
     }
   }
-  detail::mxfp4_fp8_finish(acc, acc_a, acc_b);
+  acc_a += shfl_xor(acc_a, 1);
+  acc_a += shfl_xor(acc_a, 2);
+  acc_b += shfl_xor(acc_b, 1);
+  acc_b += shfl_xor(acc_b, 2);
+  acc[0] = acc_a;
+  acc[1] = acc_b;
 }
 
 enum class Mxfp4Activations { kBf16, kFp8 };

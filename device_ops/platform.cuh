@@ -248,14 +248,6 @@ __device__ __forceinline__ void copy_async_16B(void* smem_dst, const void* gmem_
   __pipeline_memcpy_async(smem_dst, gmem_src, sizeof(uint4));
 #endif
 }
-// 4 bytes, both 4-byte aligned (same rules as copy_async_16B).
-__device__ __forceinline__ void copy_async_4B(void* smem_dst, const void* gmem_src) {
-#if defined(__HIPCC__)
-  *static_cast<uint32_t*>(smem_dst) = *static_cast<const uint32_t*>(gmem_src);
-#else
-  __pipeline_memcpy_async(smem_dst, gmem_src, sizeof(uint32_t));
-#endif
-}
 __device__ __forceinline__ void copy_async_commit() {
 #if !defined(__HIPCC__)
   __pipeline_commit();
@@ -264,13 +256,6 @@ __device__ __forceinline__ void copy_async_commit() {
 __device__ __forceinline__ void copy_async_wait_all() {
 #if !defined(__HIPCC__)
   __pipeline_wait_prior(0);
-#endif
-}
-// Waits until at most kPending of this thread's committed groups are still in flight.
-template <int kPending>
-__device__ __forceinline__ void copy_async_wait_prior() {
-#if !defined(__HIPCC__)
-  __pipeline_wait_prior(kPending);
 #endif
 }
 

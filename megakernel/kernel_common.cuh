@@ -7,7 +7,6 @@
 #include <climits>
 
 #include "device_ops/gemv_mxfp4.cuh"
-#include "device_ops/mxfp4_copy_ring.cuh"
 #include "device_ops/platform.cuh"
 #include "megakernel/kernel_args.h"
 #include "megakernel/megakernel.h"
@@ -27,13 +26,11 @@ constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
 constexpr int kMaxTopK = 4;
 constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
-// MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores): the K splits of experts_down
-// (warps of a CTA per expert). Register-held loads in flight (kUnroll) were limited by registers
-// (H100, 20b at 1K: unroll 2 -> 3.01 ms, 4 -> 3.12 ms with spills); the copy ring below holds them
-// in shared memory instead.
-// Slots of each warp's copy ring in the expert phases (device_ops/mxfp4_copy_ring.cuh): a lane
-// keeps kMxRingSlots - 1 steps (32 weight bytes each) in flight, 80 KB per SM at 6.
-constexpr int kMxRingSlots = 6;
+// MXFP4 expert GEMVs (device_ops/gemv_mxfp4.cuh, tensor cores): 16-byte loads in flight per lane
+// per row of a 16-row tile, and the K splits of experts_down (warps of a CTA per expert).
+// (H100, 20b at 1K: unroll 2 -> 3.01 ms, 4 -> 3.12 ms (spills), 1 with software pipelining ->
+// 3.18 ms, 2 pipelined -> 3.37 ms; see docs/PERF.md.)
+constexpr int kMxUnroll = 2;
 constexpr int kDownSplits = kWarps / kMaxTopK;
 constexpr int kUpSplits = 4;  // experts_up: warps per 16-row tile (K quarters)
 constexpr int kUpTilesPerRound = kWarps / kUpSplits;
@@ -79,10 +76,8 @@ struct Smem {
   int* sel;          // [kMaxTopK] chosen experts
   float* sel_w;      // [kMaxTopK]
   int* flag;         // [1]
-  uint8_t* ring;     // [kWarps][kMxRingSlots] copy-ring slots of the expert phases (16-byte aligned)
   int layer;         // the layer being run (profiling marks)
 };
-
 
 __host__ __device__ constexpr int align16(int bytes) { return (bytes + 15) & ~15; }
 
@@ -116,15 +111,6 @@ __host__ __device__ inline int act_floats(int hidden, int q_dim, int topk, int i
   return n > attn ? n : attn;
 }
 
-// Shared-memory layout: the activation region (act_floats floats), the small scratch of Smem,
-// then the 16-byte aligned copy ring.
-__host__ __device__ constexpr int ring_offset_bytes(int act_floats_count) {
-  return align16(int(sizeof(float)) * (act_floats_count + 4 * kWarps + 2 * kMaxTopK + 4));
-}
-__host__ __device__ constexpr int smem_bytes(int act_floats_count) {
-  return ring_offset_bytes(act_floats_count) + kWarps * kMxRingSlots * dev::kMxfp4RingSlotBytes;
-}
-
 __device__ Smem carve_smem(float* base, const MegakernelArgs& a) {
   Smem s;
   s.act = base;
@@ -139,9 +125,6 @@ __device__ Smem carve_smem(float* base, const MegakernelArgs& a) {
   s.sel_w = p;
   p += kMaxTopK;
   s.flag = reinterpret_cast<int*>(p);
-  s.ring = reinterpret_cast<uint8_t*>(base) +
-           ring_offset_bytes(act_floats(a.hidden, a.num_heads * a.head_dim, a.experts_per_token,
-                                        a.intermediate));
   return s;
 }
 

@@ -51,13 +51,7 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
     for (int p = 0; p < int(kNumPhases); ++p) {
       switch (static_cast<Phase>((a.phase_mask >> p) & 1u ? p : int(kNumPhases))) {
         case Phase::kNormQkvRope: phase_norm_qkv_rope(a, L, from_embed, token, s); break;
-        case Phase::kAttention:
-          phase_attention(a, L, s);
-#ifdef GPTOSS_EXPERIMENT_ATTN_TWICE
-          barrier.sync(uint32_t(layer * int(kNumPhases) + p));
-          phase_attention(a, L, s);
-#endif
-          break;
+        case Phase::kAttention: phase_attention(a, L, s); break;
         case Phase::kOutProj: phase_out_proj(a, L, from_embed, token, s); break;
         case Phase::kRouter: phase_router(a, L, s); break;
         case Phase::kExpertsUp: phase_experts_up(a, L, s); break;
@@ -76,8 +70,9 @@ __global__ void __launch_bounds__(kThreads, 1) megakernel_kernel(MegakernelArgs 
 
 size_t megakernel_smem_bytes(const MegakernelArgs& a) {
   using namespace kernel;
-  return size_t(smem_bytes(
-      act_floats(a.hidden, a.num_heads * a.head_dim, a.experts_per_token, a.intermediate)));
+  return sizeof(float) * (act_floats(a.hidden, a.num_heads * a.head_dim, a.experts_per_token,
+                                     a.intermediate) +
+                          4 * kWarps + 2 * kMaxTopK + 4);
 }
 
 std::string megakernel_shape_problem(const MegakernelArgs& a, int grid) {

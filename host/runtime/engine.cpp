@@ -3,7 +3,6 @@
 #ifndef GPTOSS_GPU_OFF
 
 #include <algorithm>
-#include <cstdint>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -168,11 +167,6 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     visit_layer_tensors(L, [&](LayerTensor, auto& field) {  // the canonical order, as uploaded
       field = static_cast<std::remove_reference_t<decltype(field)>>(dev_ptr[idx++]);
     });
-    // The expert phases copy MXFP4 scales as aligned 4-byte words (device_ops/mxfp4_copy_ring.cuh).
-    if (reinterpret_cast<uintptr_t>(L.mlp1_scales) % 4 != 0 ||
-        reinterpret_cast<uintptr_t>(L.mlp2_scales) % 4 != 0) {
-      throw Error("internal: MXFP4 scale tensors must be 4-byte aligned on the device");
-    }
     L.sliding = c.is_sliding(l) ? 1 : 0;
     L.kv_capacity = L.sliding ? std::min(c.sliding_window, opts_.max_context) : opts_.max_context;
     const size_t kv = size_t(c.num_kv_heads) * L.kv_capacity * c.head_dim * sizeof(uint16_t);
