@@ -209,9 +209,10 @@ class Chat {
         stats.reused = info.reused;
         if (info.diverged) {
           fmt::print(stderr,
-                     "(re-read {} tokens: harmony drops the previous answer's analysis from the "
-                     "conversation, so the cache after it no longer matches)\n",
-                     info.run);
+                     "(re-read {} tokens: the conversation as harmony renders it differs from the "
+                     "cache after position {}: the previous answer's analysis is dropped, or a "
+                     "reply reads back as other tokens)\n",
+                     info.run, info.reused);
         }
         t1 = Clock::now();
         stats.ttft_s = std::chrono::duration<double>(t1 - t0).count();

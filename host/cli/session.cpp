@@ -1,6 +1,8 @@
 #include "host/cli/session.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -226,12 +228,15 @@ int Session::extend(const std::vector<int>& tokens, ExtendInfo* info) {
   }
   if (common == tokens.size()) --common;  // the last token runs again: its step gives the next
   size_t start = common;
-  // Positions past common+1 overwrote the sliding layers' slots of the window before common.
+  // The sliding layers keep position p in ring slot p % W; the positions run after the shared
+  // prefix, up to the cache's old end, overwrote the slots of positions p + W < old end. Steps
+  // from `common` on read positions down to common - W + 1: re-run from there when any of those
+  // was overwritten (the tokens are the same, so the rewritten K and V are the same).
   const bool diverged = cached_.size() > common + 1;
-  if (diverged) {
-    const size_t window = size_t(config_.sliding_window);
-    start = common > window ? common - window : 0;
-  }
+  const int64_t window = std::min(config_.sliding_window, max_context());
+  const int64_t lo = std::max<int64_t>(0, int64_t(common) + 1 - window);
+  const int64_t hi = int64_t(cached_.size()) - 1 - window;  // last overwritten position
+  if (diverged && hi >= lo) start = size_t(lo);
   if (info) *info = {int(start), int(tokens.size() - start), diverged};
   cached_.resize(start);
   int next = -1;

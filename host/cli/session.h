@@ -105,8 +105,9 @@ class Session {
 
   // Brings the KV cache to hold `tokens` (the whole conversation so far) and returns the next
   // token. The longest prefix shared with what the cache holds is reused; when the cache holds
-  // tokens past that prefix (harmony dropped an earlier analysis message), the sliding-window
-  // layers' ring is rebuilt by re-running the window's positions before it.
+  // tokens past that prefix (harmony dropped an earlier analysis message), the run restarts at
+  // the prefix's end, or up to a sliding window before it where the sliding layers' ring slots
+  // of those positions were overwritten since.
   struct ExtendInfo {
     int reused = 0;         // leading positions kept from the cache
     int run = 0;            // positions run
