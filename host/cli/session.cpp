@@ -177,7 +177,15 @@ void Session::check_ids(const std::vector<int>& ids) const {
   }
 }
 
-void Session::start() {
+void Session::set_sampling(const sampling::SamplingParams& params) {
+  sampling::Sampler next(params);  // validates
+  GPTOSS_CHECK(sampling_may_change_ || !step_ || params.greedy() == sampler_.params().greedy(),
+               "Session::set_sampling: greediness changed without start(true)");
+  sampler_ = next;
+}
+
+void Session::start(bool sampling_may_change) {
+  sampling_may_change_ = sampling_may_change;
   // Synthetic weights for the CPU are generated only now that the request is known to be valid.
   if (!opts_.synthetic.empty() && backend_ == "cpu") {
     const auto t0 = std::chrono::steady_clock::now();
@@ -191,24 +199,26 @@ void Session::start() {
     fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", label_,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   }
-  const bool greedy = sampler_.params().greedy();
+  // Greedy decoding takes the engine's argmax; sampling reads the logits (read per step when the
+  // sampling may change).
+  const bool start_greedy = sampler_.params().greedy() && !sampling_may_change;
   if (backend_ == "cpu") {
     cpu_ = std::make_unique<ref::Reference>(weights_, decode_);
-    step_ = [this, greedy](int token, int pos, bool want_next) {
+    step_ = [this](int token, int pos, bool want_next) {
       if (pos != cpu_->position()) cpu_->rewind(pos);
       const int best = cpu_->step(token);
-      if (greedy) return best;
+      if (sampler_.params().greedy()) return best;
       return want_next ? sampler_.next(cpu_->logits()) : -1;
     };
   } else {
     DecodeOptions d = decode_;
-    d.keep_logits = !greedy;  // the device sampler reads them
+    d.keep_logits = !start_greedy;  // the device sampler reads them
     gpu_ = memory_ || archive_ ? std::make_unique<GpuEngine>(weights_, d)
                                : std::make_unique<GpuEngine>(config_, weights_seed_, d);
-    if (!greedy) gpu_sampler_ = std::make_unique<GpuSampler>(config_.vocab_size);
-    step_ = [this, greedy](int token, int pos, bool want_next) {
+    if (!start_greedy) gpu_sampler_ = std::make_unique<GpuSampler>(config_.vocab_size);
+    step_ = [this](int token, int pos, bool want_next) {
       const int best = gpu_->step(token, pos);
-      if (greedy) return best;
+      if (sampler_.params().greedy()) return best;
       if (!want_next) return -1;
       return gpu_sampler_->sample(gpu_->device_logits(), sampler_.params(), sampler_.next_draw());
     };

@@ -92,8 +92,14 @@ class Session {
   // Ids >= the vocabulary are refused with a message naming the first.
   void check_ids(const std::vector<int>& ids) const;
 
-  // Loads the weights and builds the backend. Prints what it did on stderr.
-  void start();
+  // Loads the weights and builds the backend. Prints what it did on stderr. With
+  // `sampling_may_change` (the server: each request brings its own), set_sampling() may switch
+  // between greedy and sampled decoding later (the GPU engine then always keeps its logits).
+  void start(bool sampling_may_change = false);
+  // Replaces the sampling parameters (validated; throws gptoss::Error naming the value) and
+  // restarts the draw count, so a request with a seed gets the same tokens every time. Needs
+  // start(true), or the same greediness as before.
+  void set_sampling(const sampling::SamplingParams& params);
   GpuEngine* gpu_engine() { return gpu_.get(); }
 
   // Runs `token` at `pos` and returns the next token (sampled; -1 when !want_next and sampling
@@ -134,6 +140,7 @@ class Session {
   std::unique_ptr<GpuEngine> gpu_;
   std::unique_ptr<GpuSampler> gpu_sampler_;
   StepFn step_;
+  bool sampling_may_change_ = false;
   std::vector<int> cached_;  // the tokens whose K and V are in the cache, position by position
 };
 
