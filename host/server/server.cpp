@@ -22,8 +22,8 @@ using nlohmann::json;
 uint64_t EngineQueue::enter() {
   std::lock_guard lock(mu_);
   if (stopping_) return 0;
-  const int waiting = int(line_.size()) - (running_ ? 1 : 0);
-  if (waiting >= max_waiting_) return 0;
+  // The front of the line runs (or is about to); the others wait.
+  if (!line_.empty() && int(line_.size()) - 1 >= max_waiting_) return 0;
   line_.push_back(next_);
   return next_++;
 }
@@ -56,7 +56,7 @@ void EngineQueue::stop() {
 
 int EngineQueue::waiting() const {
   std::lock_guard lock(mu_);
-  return int(line_.size()) - (running_ ? 1 : 0);
+  return std::max(0, int(line_.size()) - 1);
 }
 
 bool EngineQueue::busy() const {
