@@ -47,17 +47,18 @@ void run_serve(ServeOptions& o) {
   o.server.max_body = size_t(o.max_body_kib) << 10;
   o.server.threads = std::min(256, o.server.max_queue + 8);
   o.server.log = !o.quiet;
-  Session session(o.model, params, weights_seed);
-  session.tokenizer();
-  session.start(/*sampling_may_change=*/true);
-
-  // SIGINT / SIGTERM go to the signal thread only (blocked here, before any thread starts).
+  // SIGINT / SIGTERM go to the signal thread only (blocked here, before any thread starts: the CPU backend's
+  // workers and the HTTP threads inherit the mask, so none of them takes the signal's default action).
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
+
+  Session session(o.model, params, weights_seed);
+  session.tokenizer();
+  session.start(/*sampling_may_change=*/true);
 
   server::Server srv(session, o.server);
   const int port = srv.bind();
