@@ -205,6 +205,8 @@ TEST_CASE("serve: bad requests get OpenAI's error JSON and the server keeps serv
            {"tools", "x", "'tools' must be an array"},
            {"tools", json::array({{{"type", "function"}, {"function", {{"name", "a b"}}}}}), "may hold only"},
            {"tool_choice", "required", "not supported"},
+           {"n", 2, "'n' 2 is not supported"},
+           {"logprobs", true, "'logprobs' is not supported"},
        }) {
     json body = good;
     body[b.field] = b.value;

@@ -128,6 +128,12 @@ void parse_common(const json& o, const Defaults& d, Job& job, const char* max_na
     }
     if (job.stop.size() > 16) throw ApiError(400, "'stop' has more than 16 strings", "stop");
   }
+  if (auto n = integer(o, "n"); n && *n != 1) {
+    throw ApiError(400, fmt::format("'n' {} is not supported: one choice per request (batch 1)", *n), "n");
+  }
+  if (const json* lp = field(o, "logprobs"); lp && !(lp->is_boolean() && !lp->get<bool>())) {
+    throw ApiError(400, "'logprobs' is not supported yet", "logprobs");
+  }
   job.stream = boolean(o, "stream").value_or(false);
   if (const json* so = field(o, "stream_options")) {
     if (!so->is_object()) wrong_type("stream_options", *so, "an object");
