@@ -196,9 +196,12 @@ void Session::start() {
     cpu_ = std::make_unique<ref::Reference>(weights_, decode_);
     step_ = [this, greedy](int token, int pos, bool want_next) {
       if (pos != cpu_->position()) cpu_->rewind(pos);
+      if (!want_next) {  // a prompt position before the last: no LM head
+        cpu_->advance(token);
+        return -1;
+      }
       const int best = cpu_->step(token);
-      if (greedy) return best;
-      return want_next ? sampler_.next(cpu_->logits()) : -1;
+      return greedy ? best : sampler_.next(cpu_->logits());
     };
   } else {
     DecodeOptions d = decode_;
@@ -207,9 +210,12 @@ void Session::start() {
                                : std::make_unique<GpuEngine>(config_, weights_seed_, d);
     if (!greedy) gpu_sampler_ = std::make_unique<GpuSampler>(config_.vocab_size);
     step_ = [this, greedy](int token, int pos, bool want_next) {
+      if (!want_next) {  // a prompt position before the last: no LM head
+        gpu_->advance(token, pos);
+        return -1;
+      }
       const int best = gpu_->step(token, pos);
       if (greedy) return best;
-      if (!want_next) return -1;
       return gpu_sampler_->sample(gpu_->device_logits(), sampler_.params(), sampler_.next_draw());
     };
   }
