@@ -105,7 +105,7 @@ TEST_CASE("GPU sampler draws follow the filtered softmax (chi-square)", "[sampli
   }
 }
 
-TEST_CASE("GPU sampler: ties stay in the CPU's kept set; NaN is refused", "[sampling]") {
+TEST_CASE("GPU sampler: ties stay in the CPU's kept set, NaN is refused", "[sampling]") {
   for (int trial = 0; trial < 20; ++trial) {
     std::vector<float> logits = random_logits(300, 2.0f);
     for (float& x : logits) x = std::round(x);  // many ties at every boundary

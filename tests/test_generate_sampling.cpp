@@ -19,7 +19,7 @@ using namespace gptoss;
 using test::run_gptoss;
 using test::SmallArchive;
 
-TEST_CASE("generate: sampling is reproducible per seed; --temp 0 is greedy", "[generate-sampling]") {
+TEST_CASE("generate: sampling is reproducible per seed, --temp 0 is greedy", "[generate-sampling]") {
   SmallArchive a;
   std::string out1, out2, out3, greedy, err;
   const std::string base = "generate -m " + a.path.string() + " --backend cpu --tokens 1,2,3 -n 12 ";
@@ -68,7 +68,7 @@ TEST_CASE("generate refuses bad sampling values by name", "[generate-sampling]")
   CHECK_THAT(err, Catch::Contains("-f /nonexistent/p.txt: cannot open the file"));
 }
 
-TEST_CASE("generate: -f, -p - and -p read one prompt; --json; --stop", "[generate-sampling]") {
+TEST_CASE("generate: -f, -p - and -p read one prompt, --json, --stop", "[generate-sampling]") {
   SmallArchive a;
   std::string out, err, want;
   // "a" is one o200k token (id 64), inside the small archive's 512-token vocabulary.
@@ -126,7 +126,7 @@ TEST_CASE("stop text is held back until it cannot start a stop string", "[genera
   CHECK(none.push("anything") == "anything");
 }
 
-TEST_CASE("--seed seeds the weights only where unambiguous (greedy --synthetic)", "[generate-sampling]") {
+TEST_CASE("resolve_seeds: --seed seeds the weights only where unambiguous", "[generate-sampling]") {
   sampling::SamplingParams p;
   cli::ModelOptions m;
   cli::SamplingOptions s;

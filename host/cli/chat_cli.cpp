@@ -181,7 +181,10 @@ class Chat {
 
   void turn(const std::string& user_text) {
     using Clock = std::chrono::steady_clock;
-    conv_.messages.push_back({tok::Role::kUser, user_text});
+    tok::Message user;
+    user.role = tok::Role::kUser;
+    user.content = user_text;
+    conv_.messages.push_back(std::move(user));
     const tok::Tokenizer& tokenizer = session_.tokenizer();
     std::vector<int> ids;
     for (tok::TokenId id : tok::render_conversation(tokenizer, conv_)) ids.push_back(int(id));
@@ -251,7 +254,11 @@ class Chat {
       std::vector<tok::TokenId> g(generated.begin(), generated.end());
       const std::string text = tokenizer.decode(g);
       fmt::print("{}", text);
-      conv_.messages.push_back({tok::Role::kAssistant, text, "", "final"});
+      tok::Message reply;
+      reply.role = tok::Role::kAssistant;
+      reply.content = text;
+      reply.channel = "final";
+      conv_.messages.push_back(std::move(reply));
       fmt::print("\n");
       std::fflush(stdout);
       fmt::print(stderr, "note: the reply has no harmony structure (no channel or message header; "

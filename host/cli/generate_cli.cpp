@@ -141,7 +141,6 @@ void run_generate(const GenerateOptions& o) {
                 "e.g. gptoss generate -m model.gptoss --tokens 1,2,3");
   }
   Session session(o.model, sampling_params, weights_seed);
-  const ModelConfig& config = session.config();
   const int max_context = session.max_context();
 
   // The prompt.

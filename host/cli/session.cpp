@@ -206,9 +206,12 @@ void Session::start(bool sampling_may_change) {
     cpu_ = std::make_unique<ref::Reference>(weights_, decode_);
     step_ = [this](int token, int pos, bool want_next) {
       if (pos != cpu_->position()) cpu_->rewind(pos);
+      if (!want_next) {  // a prompt position before the last: no LM head
+        cpu_->advance(token);
+        return -1;
+      }
       const int best = cpu_->step(token);
-      if (sampler_.params().greedy()) return best;
-      return want_next ? sampler_.next(cpu_->logits()) : -1;
+      return sampler_.params().greedy() ? best : sampler_.next(cpu_->logits());
     };
   } else {
     DecodeOptions d = decode_;
@@ -217,9 +220,12 @@ void Session::start(bool sampling_may_change) {
                                : std::make_unique<GpuEngine>(config_, weights_seed_, d);
     if (!start_greedy) gpu_sampler_ = std::make_unique<GpuSampler>(config_.vocab_size);
     step_ = [this](int token, int pos, bool want_next) {
+      if (!want_next) {  // a prompt position before the last: no LM head
+        gpu_->advance(token, pos);
+        return -1;
+      }
       const int best = gpu_->step(token, pos);
       if (sampler_.params().greedy()) return best;
-      if (!want_next) return -1;
       return gpu_sampler_->sample(gpu_->device_logits(), sampler_.params(), sampler_.next_draw());
     };
   }

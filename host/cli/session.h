@@ -102,8 +102,8 @@ class Session {
   void set_sampling(const sampling::SamplingParams& params);
   GpuEngine* gpu_engine() { return gpu_.get(); }
 
-  // Runs `token` at `pos` and returns the next token (sampled; -1 when !want_next and sampling
-  // is on: the prompt's steps do not draw). Positions run in order; a step at an earlier
+  // Runs `token` at `pos` and returns the next token (sampled); with !want_next (a prompt
+  // position before the last) it skips the LM head and returns -1. Positions run in order; a step at an earlier
   // position continues from there (see extend()).
   int step(int token, int pos, bool want_next = true) { return step_(token, pos, want_next); }
   // Replaces the step function by wrap(the current one) (generate --test-fault).
