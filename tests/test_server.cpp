@@ -11,6 +11,7 @@
 #include <set>
 #include <sstream>
 
+#include "host/server/openai.h"
 #include "host/text/harmony.h"
 #include "tests/server_support.h"
 
@@ -18,6 +19,7 @@ using namespace gptoss;
 using test::json;
 using test::sse_events;
 using test::TestServer;
+using server::Job;
 
 namespace {
 
@@ -142,6 +144,24 @@ TEST_CASE("serve: chat completions whole and streamed, prefix reuse, completions
   CHECK(ce.back() == "[DONE]");
   CHECK(ce[ce.size() - 2]["choices"][0]["finish_reason"] == "length");
 
+  // Function tools reach the prompt: harmony's developer message with the functions namespace
+  // (the rendering itself is checked in test_server_api.cpp), and a tool result goes back in.
+  {
+    json t = chat_body("hi", 1, seed);
+    t["tools"] = json::array({{{"type", "function"}, {"function", {{"name", "w"}, {"description", "W"}}}}});
+    r = server.post("/v1/chat/completions", t);
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    const Job job = server::parse_chat_request(t.dump(), {});
+    CHECK(job.conversation.developer_tools.find("type w = () => any;") != std::string::npos);
+    const size_t with_tools = tok::render_conversation(session.tokenizer(), job.conversation).size();
+    CHECK(json::parse(r->body)["usage"]["prompt_tokens"] == with_tools);
+    t["tool_choice"] = "none";  // the tools are not offered: the plain prompt
+    r = server.post("/v1/chat/completions", t);
+    REQUIRE(r);
+    CHECK(json::parse(r->body)["usage"]["prompt_tokens"] < with_tools);
+  }
+
   // Models, health, metrics.
   r = server.client().Get("/v1/models");
   REQUIRE(r);
@@ -157,9 +177,9 @@ TEST_CASE("serve: chat completions whole and streamed, prefix reuse, completions
   CHECK(json::parse(r->body)["status"] == "ok");
   r = server.client().Get("/metrics");
   REQUIRE(r);
-  for (const char* m : {"gptoss_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 4",
+  for (const char* m : {"gptoss_requests_total{endpoint=\"/v1/chat/completions\",status=\"200\"} 6",
                         "# TYPE gptoss_ttft_seconds histogram", "gptoss_tpot_seconds_count",
-                        "gptoss_queue_depth 0", "gptoss_completion_tokens_total 13"}) {
+                        "gptoss_queue_depth 0", "gptoss_completion_tokens_total 15"}) {
     CHECK_THAT(r->body, Catch::Contains(m));
   }
 }
@@ -253,6 +273,8 @@ TEST_CASE("serve: bad requests get OpenAI's error JSON and the server keeps serv
     big["messages"][0]["content"] = std::string(70 << 10, 'a');
     CHECK_THAT(error_of(server.post(chat, big), 413), Catch::Contains("larger than 65536 bytes"));
     CHECK_THAT(error_of(server.client().Get("/v1/nothing"), 404), Catch::Contains("no route GET /v1/nothing"));
+    // A path that decodes to bytes that are not UTF-8: still a JSON answer (replaced characters).
+    CHECK_THAT(error_of(server.client().Get("/v1/%FF%FE"), 404), Catch::Contains("no route GET /v1/"));
   }
 
   // A stream holds the engine: another request gets 429 with Retry-After (queue of 0). The

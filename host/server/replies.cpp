@@ -8,7 +8,7 @@ using nlohmann::json;
 
 namespace {
 
-std::string data(const json& j) { return "data: " + j.dump() + "\n\n"; }
+std::string data(const json& j) { return "data: " + j.dump(-1, ' ', false, json::error_handler_t::replace) + "\n\n"; }
 
 const char* id_prefix(Endpoint e) {
   switch (e) {
@@ -141,7 +141,7 @@ json Reply::body(const Outcome& o) const {
 std::string Reply::event(const char* type, json d) {
   d["type"] = type;
   d["sequence_number"] = seq_++;
-  return fmt::format("event: {}\ndata: {}\n\n", type, d.dump());
+  return fmt::format("event: {}\ndata: {}\n\n", type, d.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 std::string Reply::start_events() {

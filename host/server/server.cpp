@@ -85,9 +85,19 @@ const char* endpoint_name(Endpoint e) {
   return "";
 }
 
+// The metrics label of a request path: a route, or "other" (the paths clients send are not
+// labels: they would grow /metrics without bound).
+std::string route_label(const std::string& path) {
+  for (const char* r : {"/v1/chat/completions", "/v1/completions", "/v1/responses", "/v1/models",
+                        "/health", "/metrics"}) {
+    if (path == r) return r;
+  }
+  return path.rfind("/v1/models/", 0) == 0 ? "/v1/models" : "other";
+}
+
 void send_error(httplib::Response& res, const ApiError& e) {
   res.status = e.status;
-  res.set_content(error_json(e).dump(), "application/json");
+  res.set_content(error_json(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
 }
 
 }  // namespace
@@ -140,7 +150,7 @@ void Server::routes() {
                                auth.empty() ? "no API key: send the header Authorization: Bearer KEY"
                                             : "the API key is wrong",
                                "", "invalid_request_error", "invalid_api_key"));
-      metrics_.request(req.path, 401);
+      metrics_.request(route_label(req.path), 401);
       return httplib::Server::HandlerResponse::Handled;
     }
     return httplib::Server::HandlerResponse::Unhandled;
@@ -156,8 +166,8 @@ void Server::routes() {
         break;
       default: message = fmt::format("HTTP {}", res.status);
     }
-    res.set_content(error_json(ApiError(res.status, message)).dump(), "application/json");
-    metrics_.request(req.path, res.status);
+    res.set_content(error_json(ApiError(res.status, message)).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+    metrics_.request(route_label(req.path), res.status);
   });
   http_->set_exception_handler([this](const httplib::Request& req, httplib::Response& res,
                                       std::exception_ptr ep) {
@@ -169,13 +179,13 @@ void Server::routes() {
     } catch (...) {
     }
     send_error(res, ApiError(500, "internal error: " + what, "", "server_error"));
-    metrics_.request(req.path, 500);
+    metrics_.request(route_label(req.path), 500);
   });
 
   http_->Get("/health", [this](const httplib::Request&, httplib::Response& res) {
     json j = {{"status", "ok"}, {"model", o_.model_name}, {"queue_depth", queue_.waiting()},
               {"busy", queue_.busy()}};
-    res.set_content(j.dump(), "application/json");
+    res.set_content(j.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     metrics_.request("/health", 200);
   });
   http_->Get("/metrics", [this](const httplib::Request&, httplib::Response& res) {
@@ -188,7 +198,7 @@ void Server::routes() {
                 {"owned_by", "gptoss"},     {"max_model_len", session_.max_context()}};
   };
   http_->Get("/v1/models", [this, model_json](const httplib::Request&, httplib::Response& res) {
-    res.set_content(json{{"object", "list"}, {"data", json::array({model_json()})}}.dump(),
+    res.set_content(json{{"object", "list"}, {"data", json::array({model_json()})}}.dump(-1, ' ', false, json::error_handler_t::replace),
                     "application/json");
     metrics_.request("/v1/models", 200);
   });
@@ -198,7 +208,7 @@ void Server::routes() {
                                                 std::string(req.matches[1]), o_.model_name),
                                "model", "invalid_request_error", "model_not_found"));
     } else {
-      res.set_content(model_json().dump(), "application/json");
+      res.set_content(model_json().dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
     }
     metrics_.request("/v1/models", res.status);
   });
@@ -266,7 +276,7 @@ void Server::routes() {
           return;
         }
         const Outcome o = run([](const Delta&) { return true; });
-        res.set_content(Reply(*job, model).body(o).dump(), "application/json");
+        res.set_content(Reply(*job, model).body(o).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
         metrics_.request(name, 200);
         return;
       }
