@@ -203,6 +203,40 @@ TEST_CASE("serve: model output split into reasoning, content and tool calls", "[
     CHECK(r["output"][0]["call_id"] == calls[0].id);
   }
   {
+    // Streamed reasoning: chat's delta.reasoning_content; the Responses API's reasoning item and
+    // text deltas, closed by response.completed with the whole output.
+    Delta d;
+    d.reasoning = "Think.";
+    d.content = "Hi";
+    Reply chat(job, "m");
+    const std::string ev = chat.delta_events(d);
+    CHECK_THAT(ev, Catch::Contains("\"delta\":{\"reasoning_content\":\"Think.\"}"));
+    CHECK_THAT(ev, Catch::Contains("\"delta\":{\"content\":\"Hi\"}"));
+    Job rj;
+    rj.endpoint = Endpoint::kResponses;
+    Reply resp(rj, "m");
+    Outcome o;
+    o.reasoning = "Think.";
+    o.content = "Hi";
+    o.finish_reason = "stop";
+    std::string all = resp.start_events();  // in this order (operands of + are unsequenced)
+    all += resp.delta_events(d);
+    all += resp.end_events(o);
+    size_t at = 0;
+    for (const char* e : {"event: response.created", "event: response.output_item.added",
+                          "event: response.reasoning_text.delta", "event: response.output_text.delta",
+                          "event: response.output_text.done", "event: response.completed"}) {
+      const size_t next = all.find(e, at);
+      INFO(e);
+      CHECK(next != std::string::npos);
+      at = next == std::string::npos ? at : next;
+    }
+    const json body = resp.body(o);
+    CHECK(body["output"][0]["type"] == "reasoning");
+    CHECK(body["output"][1]["content"][0]["text"] == "Hi");
+    CHECK(body["status"] == "completed");
+  }
+  {
     // A stop string ends the reply before it; text that might start it is held back.
     Job s;
     s.stop = {"there"};
