@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <thread>
 
 #include <fmt/format.h>
 #include <httplib.h>
@@ -133,10 +134,21 @@ int Server::bind() {
   return port;
 }
 
-void Server::run() { http_->listen_after_bind(); }
+void Server::run() {
+  if (stop_requested_) return;
+  run_called_ = true;
+  http_->listen_after_bind();
+  run_called_ = false;
+}
 
 void Server::stop() {
+  stop_requested_ = true;
   queue_.stop();
+  // httplib's stop() does nothing before its accept loop runs: a signal right after run() was
+  // called waits (at most 5 s) for the loop to start.
+  for (int i = 0; i < 500 && run_called_ && !http_->is_running(); ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   http_->stop();
 }
 

@@ -87,6 +87,7 @@ class Server {
   EngineQueue queue_;
   Metrics metrics_;
   std::atomic<double> mean_request_s_{1.0};  // for Retry-After
+  std::atomic<bool> stop_requested_{false}, run_called_{false};
   std::mutex engine_mu_;                     // held while a request runs on the session
 };
 
