@@ -303,7 +303,7 @@ void add_bench_command(CLI::App& app) {
   tpot->add_option("-m,--model", opts->model, "archive (.gptoss) to benchmark");
   tpot->add_option("--synthetic", opts->synthetic, "generate weights on the GPU: tiny, 20b or 120b")
       ->check(CLI::IsMember({"tiny", "20b", "120b"}));
-  tpot->add_option("--seed", opts->seed, "seed of the synthetic weights and the prompt")
+  tpot->add_option("--weights-seed,--seed", opts->seed, "seed of the synthetic weights and the prompt")
       ->capture_default_str();
   tpot->add_option("--experts", opts->experts, "expert path(s): bf16, fp8 (comma-separated)")
       ->delimiter(',')

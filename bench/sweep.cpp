@@ -417,7 +417,7 @@ void add_sweep_command(CLI::App& bench) {
   cmd->add_option("-m,--model", o->model, "archive (.gptoss) to benchmark");
   cmd->add_option("--synthetic", o->synthetic, "synthetic weights of this shape: tiny, 20b or 120b")
       ->check(CLI::IsMember({"tiny", "20b", "120b"}));
-  cmd->add_option("--seed", o->seed, "seed of the synthetic weights and the random prompts");
+  cmd->add_option("--weights-seed,--seed", o->seed, "seed of the synthetic weights and the random prompts");
   cmd->add_option("--pairs", o->pairs_text, "ISL:OSL pairs, comma-separated")->capture_default_str();
   cmd->add_option("--experts", o->experts, "expert path(s): bf16, fp8 (comma-separated)")->delimiter(',');
   cmd->add_option("--backend", o->backend, "auto (the GPU when usable), cpu or cuda")

@@ -12,15 +12,18 @@ set(allowed_device_ops "")
 set(allowed_host "model;device_ops")
 set(allowed_host/archive "host;model")
 set(allowed_host/text "host;model")
+set(allowed_host/sampling "host;model")
 set(allowed_megakernel "device_ops;model")
 set(allowed_host/reference "host;model;megakernel")
-set(allowed_host/runtime "host;model;device_ops;megakernel")
+set(allowed_host/runtime "host;model;device_ops;megakernel;host/sampling")
 set(allowed_converter "host;host/archive;model")
 # bench/bench_<op>.cu reuse the tests' harness and references (STYLE.md F).
 set(allowed_bench "host;host/archive;host/text;host/reference;host/runtime;megakernel;model;device_ops;tests;tests/reference")
-set(allowed_host/cli "host;host/archive;host/text;host/reference;host/runtime;converter;bench;megakernel;model;device_ops")
-set(layers model device_ops host host/archive host/text megakernel host/reference host/runtime
-           converter bench host/cli)
+set(allowed_host/cli "host;host/archive;host/text;host/sampling;host/reference;host/runtime;converter;bench;megakernel;model;device_ops;host/server")
+# host/server/ (gptoss serve) is part of the CLI layer and library: it stands on host/cli/session.
+set(allowed_host/server "host;host/text;host/sampling;host/cli;model")
+set(layers model device_ops host host/archive host/text host/sampling megakernel host/reference host/runtime
+           converter bench host/cli host/server)
 
 set(violations "")
 foreach(layer IN LISTS layers)

@@ -27,6 +27,8 @@ void archive_loader(
     Input data);            // host/archive/archive.cpp MappedArchive::parse + verify
 void tokenizer(Input data); // Tokenizer::encode / decode / StreamDecoder
 void harmony_parser(Input data); // HarmonyStream over generated ids
+void conversation_json(Input data); // chat's /load: conversation_from_json
+void openai_request(Input data);    // serve: request bodies (host/server/openai.h)
 
 struct Target {
   std::string_view
@@ -37,6 +39,8 @@ inline constexpr Target kTargets[] = {
     {"safetensors_header", safetensors_header}, {"config_json", config_json},
     {"archive_loader", archive_loader},         {"tokenizer", tokenizer},
     {"harmony_parser", harmony_parser},
+    {"conversation_json", conversation_json},
+    {"openai_request", openai_request},
 };
 
 } // namespace gptoss::fuzz

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages the build needs, if any is missing (run as root).
 set -euo pipefail
 PKGS=(cmake ninja-build g++ libfmt-dev libcli11-dev catch2 nlohmann-json3-dev libxxhash-dev
-      libpcre2-dev)
+      libpcre2-dev libedit-dev pkg-config libcpp-httplib-dev curl jq)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

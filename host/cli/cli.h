@@ -16,6 +16,8 @@ void add_synth_command(CLI::App& app);       // host/cli/synth_cli.cpp
 void add_convert_command(CLI::App& app);     // host/cli/convert_cli.cpp
 void add_info_command(CLI::App& app);        // host/cli/info_cli.cpp
 void add_generate_command(CLI::App& app);    // host/cli/generate_cli.cpp
+void add_chat_command(CLI::App& app);        // host/cli/chat_cli.cpp
+void add_serve_command(CLI::App& app);       // host/cli/serve_cli.cpp
 void add_tokenize_commands(CLI::App& app);   // host/cli/tokenize_cli.cpp (tokenize, detokenize)
 
 }  // namespace gptoss::cli

@@ -1,8 +1,11 @@
-// generate_cli.cpp — `gptoss generate`: greedy decoding from token ids (--tokens) or a text prompt
-// (-p, rendered as a harmony user message unless --raw) on the CPU reference or the GPU
-// megakernel. The model comes from an archive (-m) or is generated from a seed (--synthetic).
+// generate_cli.cpp — `gptoss generate`: decoding (greedy, or sampled with --temp/--top-k/--top-p/
+// --min-p/--seed) from token ids (--tokens) or a text prompt (-p, -p - for stdin, -f FILE; rendered
+// as a harmony user message unless --raw) on the CPU reference or the GPU megakernel. The model
+// comes from an archive (-m) or is generated from a seed (--synthetic, --weights-seed); the model
+// loading and decode steps are host/cli/session.h's, shared with `chat`.
 // Output: generated ids (--tokens) or text (-p: the final channel on stdout, other channels on
-// stderr); timings (prefill and decode tokens/s) on stderr.
+// stderr; raw text with a note when the reply has no harmony structure), or one JSON object
+// (--json); timings (prefill and decode tokens/s) on stderr.
 #include <charconv>
 #include <chrono>
 #include <cstdio>
@@ -15,17 +18,19 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <map>
+
+#include <nlohmann/json.hpp>
+
 #include "host/archive/archive.h"
 #include "host/cli/arg_checks.h"
 #include "host/cli/cli.h"
-#include "host/decode_options.h"
+#include "host/cli/session.h"
+#include "host/cli/stop_text.h"
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/interrupt.h"
-#include "host/reference/forward.h"
-#include "host/reference/memory_model.h"
 #include "host/runtime/engine.h"
-#include "host/synth_weights.h"  // conv::synth_fill (CPU --synthetic)
 #include "host/text/harmony.h"
 #include "host/text/tokenizer.h"
 
@@ -33,21 +38,20 @@ namespace gptoss::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model;
-  std::string synthetic;
-  uint64_t seed = 1;
+  ModelOptions model;        // -m/--synthetic/--weights-seed/--backend/--experts/--max-context/--threads
+  SamplingOptions sampling;  // --temp/--top-k/--top-p/--min-p/--seed
   std::string tokens;
   std::string prompt;
+  std::string prompt_file;
+  std::string system;
   std::string developer;
   std::string reasoning = "medium";
   std::string date;
+  std::vector<std::string> stop;
   bool raw = false;
   bool hide_analysis = false;
+  bool json = false;
   int num_tokens = 16;
-  std::string backend = "auto";
-  std::string experts = "bf16";
-  int max_context = 4096;
-  int threads = 0;
   std::string test_fault;  // hidden test hook: "kernel:POS" or "oom:POS"
 };
 
@@ -111,211 +115,170 @@ std::vector<int> parse_token_list(const std::string& text) {
   return ids;
 }
 
-// Where the weights come from: an archive's mapping, or host memory for --synthetic on the CPU.
-struct ModelSource {
-  std::optional<MappedArchive> archive;
-  std::unique_ptr<ref::MemoryModel> memory;
-  ModelWeights weights;  // bound unless the GPU generates synthetic weights itself
-  ModelConfig config;
-  std::string label;
-};
-
-tok::Tokenizer load_tokenizer(const ModelSource& src) {
-  if (src.archive && src.archive->tokenizer_format() != archive::TokenizerFormat::kNone) {
-    const auto format = src.archive->tokenizer_format() == archive::TokenizerFormat::kTiktoken
-                            ? tok::kBlobFormatTiktoken
-                            : tok::kBlobFormatHfJson;
-    return tok::Tokenizer::from_blob(format, src.archive->tokenizer_blob());
-  }
-  return tok::Tokenizer::load_default();
-}
-
 void run_generate(const GenerateOptions& o) {
-  if (o.model.empty() == o.synthetic.empty()) {
-    throw Error("generate needs exactly one of -m FILE and --synthetic SHAPE",
-                "e.g. gptoss generate -m model.gptoss --tokens 1,2,3");
-  }
-  if (o.tokens.empty() == o.prompt.empty()) {
-    throw Error("generate needs exactly one of --tokens IDS and -p/--prompt TEXT",
+  const bool text_prompt = !o.prompt.empty() || !o.prompt_file.empty();
+  if (o.tokens.empty() == !text_prompt || (!o.prompt.empty() && !o.prompt_file.empty())) {
+    throw Error("generate needs exactly one of --tokens IDS, -p/--prompt TEXT (- for stdin) and "
+                "-f FILE",
                 "e.g. --tokens 1,2,3 or -p \"What is 2 + 2?\"");
   }
   if (o.num_tokens < 0) throw Error(fmt::format("-n {}: must be >= 0", o.num_tokens));
-  // The decode options, parsed once and passed unchanged to the backend (--experts is already
-  // restricted to bf16|fp8 by CLI11; --max-context is checked against the model below).
-  DecodeOptions decode;
-  decode.experts = parse_expert_mode(o.experts);
-  decode.num_threads = o.threads;
-
-  // Backend: auto picks the GPU when one is usable.
-  std::string backend = o.backend;
-  if (backend == "auto") {
-    std::string why;
-    if (gpu::available(&why)) {
-      backend = "cuda";
-    } else {
-      backend = "cpu";
-      fmt::print(stderr, "note: no usable GPU ({}); using the CPU reference\n", why);
-    }
+  if (!o.stop.empty() && !text_prompt) {
+    throw Error("--stop needs a text prompt (-p or -f): with --tokens the output is ids",
+                "stop on a token with -n, or give the prompt as text");
   }
-
-  ModelSource src;
-  if (!o.model.empty()) {
-    src.archive.emplace(MappedArchive::open(o.model));
-    src.config = src.archive->config();
-    src.label = o.model;
-    if (backend == "cpu" && (src.archive->formats().attn != archive::WeightFormat::kBF16 ||
-                             src.archive->formats().lm_head != archive::WeightFormat::kBF16)) {
-      throw Error(fmt::format("{}: the CPU reference reads BF16 attention and LM-head weights; this "
-                              "archive has attention {} and LM head {}",
-                              o.model, weight_format_name(src.archive->formats().attn),
-                              weight_format_name(src.archive->formats().lm_head)),
-                  "convert with --attn bf16 --lm-head bf16 for the CPU backend");
-    }
-    src.weights = src.archive->weights();
-  } else {
-    src.config = ModelConfig::preset(o.synthetic);
-    src.label = fmt::format("synthetic {} (seed {})", o.synthetic, o.seed);
+  for (const std::string& s : o.stop) {
+    if (s.empty()) throw Error("--stop \"\": a stop string must not be empty");
   }
-  const ModelConfig& config = src.config;
+  if (!o.system.empty() && (o.raw || !text_prompt)) {
+    throw Error("--system is part of the harmony prompt: it needs -p or -f without --raw");
+  }
+  // The sampling and the seeds (resolve_seeds has the rule for the old --seed), then the model
+  // options, parsed once and passed unchanged to the backend (--experts is already restricted to
+  // bf16|fp8 by CLI11; --max-context is checked against the model by the session).
+  sampling::SamplingParams sampling_params;
+  const uint64_t weights_seed = resolve_seeds(o.model, o.sampling, &sampling_params);
+  if (o.model.model.empty() == o.model.synthetic.empty()) {
+    throw Error("generate needs exactly one of -m FILE and --synthetic SHAPE",
+                "e.g. gptoss generate -m model.gptoss --tokens 1,2,3");
+  }
+  Session session(o.model, sampling_params, weights_seed);
+  const int max_context = session.max_context();
 
   // The prompt.
-  std::optional<tok::Tokenizer> tokenizer;
+  const tok::Tokenizer* tokenizer = nullptr;
   std::vector<int> prompt;
   if (!o.tokens.empty()) {
     prompt = parse_token_list(o.tokens);
   } else {
-    tokenizer.emplace(load_tokenizer(src));
+    const std::string text = read_prompt_text(o.prompt, o.prompt_file);
+    tokenizer = &session.tokenizer();
     std::vector<tok::TokenId> ids;
     if (o.raw) {
-      ids = tokenizer->encode(o.prompt);
+      ids = tokenizer->encode(text);
     } else {
       tok::SystemOptions system;
       system.reasoning = tok::parse_reasoning_effort(o.reasoning);
       system.current_date = o.date;
-      ids = tok::render_prompt(*tokenizer, o.prompt, system, o.developer);
+      if (!o.system.empty()) system.model_identity = o.system;
+      ids = tok::render_prompt(*tokenizer, text, system, o.developer);
     }
     for (tok::TokenId id : ids) prompt.push_back(static_cast<int>(id));
-    check_prompt_vocab(*tokenizer, prompt, config, src.label);  // host/cli/arg_checks.h
+    check_prompt_vocab(*tokenizer, prompt, session.config(), session.label());  // host/cli/arg_checks.h
   }
   if (prompt.empty()) throw Error("the prompt is empty", "give at least one token id");
-  for (int id : prompt) {
-    if (id >= config.vocab_size) {
-      throw Error(fmt::format("prompt token {} is outside the model's vocabulary ({} ids)", id,
-                              config.vocab_size),
-                  "use ids below the vocabulary size");
-    }
-  }
-  // --max-context: resolve_max_context is the one range check; 0 (the model's length to the
-  // libraries) is not a value the flag takes.
-  try {
-    if (o.max_context <= 0) throw Error("not positive");
-    decode.max_context = resolve_max_context(config, o.max_context);
-  } catch (const Error&) {
-    throw Error(fmt::format("--max-context {} is outside 1..{} (the model's context length)",
-                            o.max_context, config.max_context));
-  }
-  if (static_cast<int>(prompt.size()) > o.max_context) {
+  session.check_ids(prompt);
+  if (static_cast<int>(prompt.size()) > max_context) {
     throw Error(fmt::format("the prompt has {} tokens, more than --max-context {}", prompt.size(),
-                            o.max_context),
+                            max_context),
                 "shorten the prompt or raise --max-context");
   }
   const std::optional<InjectedFault> fault = parse_test_fault(o.test_fault);
-  if (fault && fault->hang && backend == "cpu") {
+  if (fault && fault->hang && session.backend() == "cpu") {
     throw Error("--test-fault hang needs the CUDA backend (it makes a grid barrier of the kernel "
                 "give up)");
   }
 
-  // Synthetic weights for the CPU are generated only now that the request is known to be valid.
-  if (!o.synthetic.empty() && backend == "cpu") {
-    const auto t0 = std::chrono::steady_clock::now();
-    const ModelConfig synth_config = src.config;
-    const uint64_t seed = o.seed;
-    src.memory = std::make_unique<ref::MemoryModel>(
-        synth_config, [&](const TensorSpec& spec, std::span<std::byte> out) {
-          conv::synth_fill(synth_config, seed, spec, 0, out);
-        });
-    src.weights = src.memory->weights();
-    fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", src.label,
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-
-  // One decode step: runs `token` at `pos`, returns the greedy next token.
-  std::function<int(int, int)> step;
-  std::unique_ptr<ref::Reference> cpu;
-  std::unique_ptr<GpuEngine> gpu_engine;
-  if (backend == "cpu") {
-    cpu = std::make_unique<ref::Reference>(src.weights, decode);
-    step = [&](int token, int) { return cpu->step(token); };
-  } else {
-    gpu_engine = src.memory || src.archive
-                     ? std::make_unique<GpuEngine>(src.weights, decode)
-                     : std::make_unique<GpuEngine>(config, o.seed, decode);
-    step = [&](int token, int pos) { return gpu_engine->step(token, pos); };
-  }
+  // The weights and the backend; one decode step runs `token` at `pos` and returns the next.
+  session.start();
   if (fault && fault->hang) {
-    step = [inner = std::move(step), f = *fault, &gpu_engine](int token, int pos) {
-      if (pos == f.pos) gpu_engine->set_barrier_spin_cap(1);
-      return inner(token, pos);
-    };
+    session.wrap_step([f = *fault, &session](StepFn inner) -> StepFn {
+      return [inner = std::move(inner), f, &session](int token, int pos, bool want) {
+        if (pos == f.pos) session.gpu_engine()->set_barrier_spin_cap(1);
+        return inner(token, pos, want);
+      };
+    });
   } else if (fault) {
-    step = [inner = std::move(step), f = *fault](int token, int pos) {
-      if (pos == f.pos) throw_injected_fault(f);
-      return inner(token, pos);
-    };
+    session.wrap_step([f = *fault](StepFn inner) -> StepFn {
+      return [inner = std::move(inner), f](int token, int pos, bool want) {
+        if (pos == f.pos) throw_injected_fault(f);
+        return inner(token, pos, want);
+      };
+    });
   }
-  const std::string backend_label =
-      backend == "cpu" ? fmt::format("cpu, {} threads", cpu->pool().num_threads()) : backend;
-  fmt::print(stderr, "{}: {} prompt tokens, {} experts, backend {}\n", src.label, prompt.size(),
-             expert_mode_name(decode.experts), backend_label);
+  fmt::print(stderr, "{}: {} prompt tokens, {} experts, {}, backend {}\n", session.label(),
+             prompt.size(), o.model.experts, sampling::describe(session.sampling()),
+             session.backend_label());
 
-  // Text output: harmony channels (final on stdout, the others on stderr), or --raw bytes.
+  // Text output: harmony channels (final on stdout, the others on stderr), or --raw bytes; with
+  // --json nothing streams and the text is collected per channel.
   std::optional<tok::HarmonyStream> harmony;
   std::optional<tok::StreamDecoder> raw_text;
   if (tokenizer && o.raw) raw_text.emplace(*tokenizer);
   if (tokenizer && !o.raw) harmony.emplace(*tokenizer);
+  std::map<std::string, StopText> stops;  // per channel ("" for --raw)
+  std::map<std::string, std::string> channel_text;
+  bool stopped_by_text = false;
+  bool harmony_text = false;  // the reply had harmony content (a message body) at all
   std::string channel;
   std::vector<int> generated;
   bool line_open = false;  // stdout has output without its final newline
-  auto emit = [&](int id) {  // returns false when generation must stop
-    generated.push_back(id);
-    if (raw_text) {
-      fmt::print("{}", raw_text->push(static_cast<tok::TokenId>(id)));
-      std::fflush(stdout);
-      line_open = true;
-      return true;
-    }
-    if (!harmony) {  // ids, streamed as they are generated
-      fmt::print("{}{}", generated.size() > 1 ? "," : "", id);
-      std::fflush(stdout);
-      line_open = true;
-      return true;
-    }
-    const tok::HarmonyDelta d = harmony->push(static_cast<tok::TokenId>(id));
-    if (d.text.empty()) return !d.done;
-    if (d.channel == "final") {
-      fmt::print("{}", d.text);
+  // Prints `text` of channel `ch` (or collects it for --json).
+  auto print_text = [&](const std::string& ch, const std::string& text) {
+    if (text.empty()) return;
+    channel_text[ch] += text;
+    if (o.json) return;
+    if (ch == "final" || raw_text) {
+      fmt::print("{}", text);
       std::fflush(stdout);
       line_open = true;
     } else if (!o.hide_analysis) {
-      if (d.channel != channel) fmt::print(stderr, "\n[{}]\n", d.channel.empty() ? "no channel" : d.channel);
-      fmt::print(stderr, "{}", d.text);
+      if (ch != channel) fmt::print(stderr, "\n[{}]\n", ch.empty() ? "no channel" : ch);
+      fmt::print(stderr, "{}", text);
     }
-    channel = d.channel;
-    return !d.done;
+    channel = ch;
+  };
+  auto stop_filter = [&](const std::string& ch, const std::string& text) {
+    auto it = stops.try_emplace(ch, o.stop).first;
+    print_text(ch, it->second.push(text));
+    if (it->second.matched()) stopped_by_text = true;
+  };
+  auto emit = [&](int id) {  // returns false when generation must stop
+    generated.push_back(id);
+    if (raw_text) {
+      stop_filter("", raw_text->push(static_cast<tok::TokenId>(id)));
+      return !stopped_by_text;
+    }
+    if (!harmony) {  // ids, streamed as they are generated
+      if (!o.json) {
+        fmt::print("{}{}", generated.size() > 1 ? "," : "", id);
+        std::fflush(stdout);
+        line_open = true;
+      }
+      return true;
+    }
+    const tok::HarmonyDelta d = harmony->push(static_cast<tok::TokenId>(id));
+    if (harmony->in_content() || !harmony->messages().empty()) harmony_text = true;
+    if (d.text.empty()) return !d.done;
+    stop_filter(d.channel, d.text);
+    return !d.done && !stopped_by_text;
   };
 
-  // Completes the output: pending text, the final newline.
+  // Completes the output: text held back for --stop, pending text, the final newline; a reply
+  // without harmony structure (a synthetic model's: no channel header ever) as raw text.
+  bool unstructured = false;
   auto finish_output = [&] {
-    if (raw_text) {
-      fmt::print("{}\n", raw_text->flush());
-    } else if (harmony) {
-      harmony->finish();
-      fmt::print("\n");
-    } else {
-      fmt::print("\n");
+    if (!stopped_by_text) {
+      if (raw_text) stop_filter("", raw_text->flush());
+      for (auto& [ch, st] : stops) print_text(ch, st.flush());
     }
+    if (harmony) {
+      harmony->finish();
+      if (!harmony_text && !generated.empty()) {
+        unstructured = true;
+        std::vector<tok::TokenId> ids(generated.begin(), generated.end());
+        const std::string text = tokenizer->decode(ids);
+        channel_text["raw"] = text;
+        if (!o.json) fmt::print("{}", text);
+      }
+    }
+    if (!o.json) fmt::print("\n");
     std::fflush(stdout);
     line_open = false;
+    if (unstructured) {
+      fmt::print(stderr, "note: the reply has no harmony structure (no channel or message header; "
+                         "expected of synthetic weights), so it is printed as raw text\n");
+    }
   };
 
   // Every step either returns a valid token or throws before anything of it is printed (a
@@ -325,29 +288,52 @@ void run_generate(const GenerateOptions& o) {
   using Clock = std::chrono::steady_clock;
   const StopSignals signals;
   int pos = 0, next = -1;
-  auto run_step = [&](int token) {
-    next = step(token, pos);
+  auto run_step = [&](int token, bool want_next) {
+    next = session.step(token, pos, want_next);
     ++pos;
     StopSignals::check("stopping");
   };
   const auto t0 = Clock::now();
   auto t1 = t0;
   bool context_full = false;
+  std::string finish_reason = "length";
+  auto json_report = [&](double prefill_s, double decode_s) {
+    nlohmann::ordered_json j;
+    j["prompt_ids"] = prompt;
+    j["generated_ids"] = generated;
+    j["text"] = channel_text;
+    j["harmony"] = harmony.has_value() && !unstructured;
+    j["finish_reason"] = finish_reason;
+    j["sampling"] = sampling::describe(session.sampling());
+    j["backend"] = session.backend();
+    const size_t steps = generated.empty() ? 0 : generated.size() - 1;
+    j["prefill"] = {{"tokens", prompt.size()}, {"seconds", prefill_s},
+                    {"tokens_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0.0}};
+    j["decode"] = {{"tokens", steps}, {"seconds", decode_s},
+                   {"tokens_per_s", decode_s > 0 ? steps / decode_s : 0.0}};
+    fmt::print("{}\n", j.dump());
+    std::fflush(stdout);
+  };
   try {
-    for (int id : prompt) run_step(id);
+    for (size_t i = 0; i < prompt.size(); ++i) run_step(prompt[i], i + 1 == prompt.size());
     t1 = Clock::now();
     if (o.num_tokens > 0 && emit(next)) {
       while (static_cast<int>(generated.size()) < o.num_tokens) {
-        if (pos >= o.max_context) {
+        if (pos >= max_context) {
           context_full = true;
           break;
         }
-        run_step(next);
+        run_step(next, true);
         if (!emit(next)) break;
       }
     }
   } catch (const Interrupted& e) {
     finish_output();
+    if (o.json) {
+      finish_reason = "interrupted";
+      json_report(std::chrono::duration<double>(t1 - t0).count(),
+                  std::chrono::duration<double>(Clock::now() - t1).count());
+    }
     throw Interrupted(e.signal(), fmt::format("interrupted by {} after {} generated tokens",
                                               signal_name(e.signal()), generated.size()));
   } catch (const Error& e) {
@@ -360,13 +346,21 @@ void run_generate(const GenerateOptions& o) {
   }
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();
+  if (stopped_by_text) {
+    finish_reason = "stop_text";
+  } else if (harmony && harmony->done()) {
+    finish_reason = harmony->stop_reason() == tok::StopReason::kCall ? "call" : "return";
+  } else if (context_full) {
+    finish_reason = "context_full";
+  }
   finish_output();
+  if (o.json) json_report(prefill_s, decode_s);
   if (context_full) {
     fmt::print(stderr, "note: stopped after {} tokens at the context limit (--max-context {})\n",
-               generated.size(), o.max_context);
+               generated.size(), max_context);
   }
   const size_t decode_steps = generated.empty() ? 0 : generated.size() - 1;
-  if (gpu_engine && gpu_engine->upload_stats().bytes > 0) {
+  if (GpuEngine* gpu_engine = session.gpu_engine(); gpu_engine && gpu_engine->upload_stats().bytes > 0) {
     const UploadStats& up = gpu_engine->upload_stats();
     fmt::print(stderr, "load: {:.2f} GB of weights to the GPU in {:.2f} s ({:.2f} GB/s)\n",
                up.bytes / 1e9, up.seconds, up.gb_per_s());
@@ -383,29 +377,25 @@ void run_generate(const GenerateOptions& o) {
 
 void add_generate_command(CLI::App& app) {
   auto opts = std::make_shared<GenerateOptions>();
-  CLI::App* cmd = app.add_subcommand("generate", "greedy decoding from token ids or a prompt");
-  cmd->add_option("-m,--model", opts->model, "a .gptoss archive (gptoss convert)");
-  cmd->add_option("--synthetic", opts->synthetic, "synthetic weights instead: tiny, 20b or 120b");
-  cmd->add_option("--seed", opts->seed, "seed of the synthetic weights")->capture_default_str();
+  CLI::App* cmd = app.add_subcommand("generate", "decoding (greedy or sampled) from token ids or a prompt");
+  add_model_options(cmd, opts->model);
+  add_sampling_options(cmd, opts->sampling, /*default_temp=*/0.0f);
   cmd->add_option("--tokens", opts->tokens, "prompt as comma-separated token ids, e.g. 1,2,3");
-  cmd->add_option("-p,--prompt", opts->prompt, "prompt text, sent as a harmony user message");
+  cmd->add_option("-p,--prompt", opts->prompt, "prompt text, sent as a harmony user message; - reads stdin");
+  cmd->add_option("-f,--file", opts->prompt_file, "read the prompt text from FILE");
+  cmd->add_option("--system", opts->system,
+                  "the harmony system message's first line (default: \"You are ChatGPT, ...\")");
   cmd->add_option("--developer", opts->developer, "harmony developer instructions (with -p)");
   cmd->add_option("--reasoning", opts->reasoning, "harmony reasoning effort: low|medium|high")
       ->capture_default_str();
   cmd->add_option("--date", opts->date, "harmony system message date, YYYY-MM-DD (default: none)");
+  cmd->add_option("--stop", opts->stop, "stop when the generated text contains TEXT (repeatable)");
   cmd->add_flag("--raw", opts->raw, "with -p: encode the text as is (no harmony), print raw text");
   cmd->add_flag("--hide-analysis", opts->hide_analysis, "with -p: do not print non-final channels");
+  cmd->add_flag("--json", opts->json,
+                "print one JSON object: prompt and generated ids, text per channel, finish "
+                "reason, timings");
   cmd->add_option("-n", opts->num_tokens, "number of tokens to generate")->capture_default_str();
-  cmd->add_option("--backend", opts->backend, "auto (GPU if usable), cpu or cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
-      ->capture_default_str();
-  cmd->add_option("--experts", opts->experts, "expert activations: bf16 or fp8")
-      ->check(CLI::IsMember({"bf16", "fp8"}))
-      ->capture_default_str();
-  cmd->add_option("--max-context", opts->max_context, "KV cache capacity in positions")
-      ->capture_default_str();
-  cmd->add_option("--threads", opts->threads, "CPU backend threads (0: all cores)")
-      ->capture_default_str();
   // Test hook (hidden): the decode step at POS fails like a GPU kernel fault or out-of-memory.
   cmd->add_option("--test-fault", opts->test_fault)->group("");
   cmd->callback([opts, cmd] {

@@ -68,6 +68,8 @@ int main(int argc, char** argv) {
   gptoss::cli::add_convert_command(app);
   gptoss::cli::add_info_command(app);
   gptoss::cli::add_generate_command(app);
+  gptoss::cli::add_chat_command(app);
+  gptoss::cli::add_serve_command(app);
   gptoss::cli::add_bench_command(app);
 
   try {

@@ -322,6 +322,13 @@ int Reference::step(int token) {
   return best;
 }
 
+void Reference::rewind(int pos) {
+  if (pos < 0 || pos > pos_) {
+    throw Error(fmt::format("rewind to position {}: outside 0..{} (the positions run)", pos, pos_));
+  }
+  pos_ = pos;
+}
+
 int greedy_argmax(const std::vector<float>& logits) {
   int best = -1;
   for (size_t v = 0; v < logits.size(); ++v) {

@@ -86,6 +86,10 @@ class Reference {
   ExpertMode expert_mode() const { return opts_.experts; }
   int position() const { return pos_; }  // positions processed so far = next position
   void reset() { pos_ = 0; }             // the cache is overwritten as positions are redone
+  // Continues at `pos` <= position(): full-attention layers keep positions < pos; a sliding layer
+  // keeps only the window before the positions run since, so a caller that goes back by more
+  // than one position re-runs the sliding_window positions before `pos` (host/cli/session.h).
+  void rewind(int pos);
 
   // Runs `token` at position(), fills logits() and the per-layer buffers, advances the position
   // and returns the greedy next token (argmax, the lowest index wins ties).

@@ -49,6 +49,9 @@ class GpuEngine {
   void advance(int token, int pos);
   // Logits of the last step (requires keep_logits); copied to the host.
   std::vector<float> logits() const;
+  // The same in device memory [vocab_size] (the GPU sampler reads them there); nullptr without
+  // keep_logits. Valid until the next step.
+  const float* device_logits() const { return args_.logits; }
 
   // Debug/tests: run position `pos` and stop after (stop_layer, stop_phase); or start at
   // `start_layer` with the residual x set to `x_in` first (start_layer > 0).

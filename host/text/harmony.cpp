@@ -118,10 +118,15 @@ std::vector<Segment> render_segments(const Conversation& conv) {
   Message sys;
   sys.role = Role::kSystem;
   render_message(out, sys, system_text(conv.system));
-  if (!conv.developer_instructions.empty()) {
+  if (!conv.developer_instructions.empty() || !conv.developer_tools.empty()) {
     Message dev;
     dev.role = Role::kDeveloper;
-    render_message(out, dev, "# Instructions\n\n" + conv.developer_instructions);
+    std::string text;
+    if (!conv.developer_instructions.empty()) text = "# Instructions\n\n" + conv.developer_instructions;
+    if (!conv.developer_tools.empty()) {
+      text += (text.empty() ? "" : "\n\n") + std::string("# Tools\n\n") + conv.developer_tools;
+    }
+    render_message(out, dev, text);
   }
   const auto& msgs = conv.messages;
   bool last_assistant_is_final = false;

@@ -51,6 +51,10 @@ struct Message {
 struct Conversation {
   SystemOptions system;
   std::string developer_instructions;  // empty: no developer message
+  // The developer message's "# Tools" section after the instructions, e.g. "## functions\n\n
+  // namespace functions {...} // namespace functions" (the server renders JSON-schema tools so);
+  // set system.function_tools with it. Empty: none.
+  std::string developer_tools;
   std::vector<Message> messages;
   // harmony's auto_drop_analysis: when the last assistant message is on the final channel,
   // analysis messages before the first final message are not rendered.
