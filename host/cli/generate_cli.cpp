@@ -45,6 +45,7 @@ struct GenerateOptions {
   int num_tokens = 16;
   std::string backend = "auto";
   std::string experts = "bf16";
+  std::string attn, lm_head;  // --synthetic: stored formats (empty = bf16)
   int max_context = 4096;
   int threads = 0;
   std::string test_fault;  // hidden test hook: "kernel:POS" or "oom:POS"
@@ -144,6 +145,8 @@ void run_generate(const GenerateOptions& o) {
   DecodeOptions decode;
   decode.experts = parse_expert_mode(o.experts);
   decode.num_threads = o.threads;
+  decode.synthetic_formats = parse_weight_formats(o.attn.empty() ? "bf16" : o.attn,
+                                                  o.lm_head.empty() ? "bf16" : o.lm_head);
 
   // Backend: auto picks the GPU when one is usable.
   std::string backend = o.backend;
@@ -162,13 +165,10 @@ void run_generate(const GenerateOptions& o) {
     src.archive.emplace(MappedArchive::open(o.model));
     src.config = src.archive->config();
     src.label = o.model;
-    if (backend == "cpu" && (src.archive->formats().attn != archive::WeightFormat::kBF16 ||
-                             src.archive->formats().lm_head != archive::WeightFormat::kBF16)) {
-      throw Error(fmt::format("{}: the CPU reference reads BF16 attention and LM-head weights; this "
-                              "archive has attention {} and LM head {}",
-                              o.model, weight_format_name(src.archive->formats().attn),
-                              weight_format_name(src.archive->formats().lm_head)),
-                  "convert with --attn bf16 --lm-head bf16 for the CPU backend");
+    if (!o.attn.empty() || !o.lm_head.empty()) {
+      throw Error("--attn and --lm-head choose the formats of --synthetic weights; an archive's "
+                  "formats are fixed when it is converted",
+                  "convert with gptoss convert ... --attn fp8 [--lm-head fp8]");
     }
     src.weights = src.archive->weights();
   } else {
@@ -229,9 +229,11 @@ void run_generate(const GenerateOptions& o) {
     const ModelConfig synth_config = src.config;
     const uint64_t seed = o.seed;
     src.memory = std::make_unique<ref::MemoryModel>(
-        synth_config, [&](const TensorSpec& spec, std::span<std::byte> out) {
+        synth_config,
+        [&](const TensorSpec& spec, std::span<std::byte> out) {
           conv::synth_fill(synth_config, seed, spec, 0, out);
-        });
+        },
+        decode.synthetic_formats);
     src.weights = src.memory->weights();
     fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", src.label,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -263,8 +265,10 @@ void run_generate(const GenerateOptions& o) {
   }
   const std::string backend_label =
       backend == "cpu" ? fmt::format("cpu, {} threads", cpu->pool().num_threads()) : backend;
-  fmt::print(stderr, "{}: {} prompt tokens, {} experts, backend {}\n", src.label, prompt.size(),
-             expert_mode_name(decode.experts), backend_label);
+  const WeightFormats& formats = src.archive ? src.archive->formats() : decode.synthetic_formats;
+  fmt::print(stderr, "{}: {} prompt tokens, attention {}, lm head {}, {} experts, backend {}\n",
+             src.label, prompt.size(), weight_format_name(formats.attn),
+             weight_format_name(formats.lm_head), expert_mode_name(decode.experts), backend_label);
 
   // Text output: harmony channels (final on stdout, the others on stderr), or --raw bytes.
   std::optional<tok::HarmonyStream> harmony;
@@ -400,6 +404,11 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--experts", opts->experts, "expert activations: bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}))
       ->capture_default_str();
+  cmd->add_option("--attn", opts->attn,
+                  "with --synthetic: attention weights bf16 (default) or fp8 (E4M3, row scales)")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
+  cmd->add_option("--lm-head", opts->lm_head, "with --synthetic: LM head weights bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
   cmd->add_option("--max-context", opts->max_context, "KV cache capacity in positions")
       ->capture_default_str();
   cmd->add_option("--threads", opts->threads, "CPU backend threads (0: all cores)")
