@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/accuracy.h"
 #include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
 #include "bench/bench_load.h"
@@ -302,7 +303,7 @@ std::vector<ExpertMode> parse_experts_flag(const std::vector<std::string>& names
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
       "bench", "benchmarks (tpot: time per output token vs the floor; sweep: TTFT/TPOT/E2E over ISL:OSL; "
-      "load: archive -> GPU upload rate)");
+      "load: archive -> GPU upload rate; accuracy: BF16 vs FP8 paths)");
   bench->require_subcommand(1);
   auto opts = std::make_shared<TpotOptions>();
   CLI::App* tpot = bench->add_subcommand(
@@ -329,6 +330,7 @@ void add_bench_command(CLI::App& app) {
                  "after every grid barrier (barrier to barrier, so a phase includes its barrier)");
   tpot->callback([opts] { run_tpot(*opts); });
   add_sweep_command(*bench);
+  add_accuracy_command(*bench);
   add_load_command(*bench);
 }
 

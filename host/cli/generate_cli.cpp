@@ -21,6 +21,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/interrupt.h"
+#include "host/npy.h"
 #include "host/reference/forward.h"
 #include "host/reference/memory_model.h"
 #include "host/runtime/engine.h"
@@ -48,6 +49,7 @@ struct GenerateOptions {
   std::string attn, lm_head;  // --synthetic: stored formats (empty = bf16)
   int max_context = 4096;
   int threads = 0;
+  std::string logits_out;  // .npy of every step's logits
   std::string test_fault;  // hidden test hook: "kernel:POS" or "oom:POS"
 };
 
@@ -145,6 +147,7 @@ void run_generate(const GenerateOptions& o) {
   DecodeOptions decode;
   decode.experts = parse_expert_mode(o.experts);
   decode.num_threads = o.threads;
+  decode.keep_logits = !o.logits_out.empty();
   decode.synthetic_formats = parse_weight_formats(o.attn.empty() ? "bf16" : o.attn,
                                                   o.lm_head.empty() ? "bf16" : o.lm_head);
 
@@ -251,6 +254,21 @@ void run_generate(const GenerateOptions& o) {
                      ? std::make_unique<GpuEngine>(src.weights, decode)
                      : std::make_unique<GpuEngine>(config, o.seed, decode);
     step = [&](int token, int pos) { return gpu_engine->step(token, pos); };
+  }
+  // --logits-out: one row per step (prompt positions, then each generated token's step).
+  std::unique_ptr<NpyRowWriter> logits_out;
+  if (!o.logits_out.empty()) {
+    logits_out = std::make_unique<NpyRowWriter>(o.logits_out, config.vocab_size);
+    step = [inner = std::move(step), &logits_out, &cpu, &gpu_engine](int token, int pos) {
+      const int next = inner(token, pos);
+      if (cpu) {
+        logits_out->append(cpu->logits().data());
+      } else {
+        const std::vector<float> l = gpu_engine->logits();
+        logits_out->append(l.data());
+      }
+      return next;
+    };
   }
   if (fault && fault->hang) {
     step = [inner = std::move(step), f = *fault, &gpu_engine](int token, int pos) {
@@ -360,6 +378,11 @@ void run_generate(const GenerateOptions& o) {
                             e.what(), pos, generated.size()),
                 e.hint(), e.remedy());
   }
+  if (logits_out) {
+    logits_out->close();
+    fmt::print(stderr, "logits: {} rows of {} float32 written to {}\n", logits_out->rows(),
+               config.vocab_size, o.logits_out);
+  }
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();
   finish_output();
@@ -413,6 +436,8 @@ void add_generate_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--threads", opts->threads, "CPU backend threads (0: all cores)")
       ->capture_default_str();
+  cmd->add_option("--logits-out", opts->logits_out,
+                  "write every step's logits to FILE.npy (float32 [steps, vocab], NumPy format)");
   // Test hook (hidden): the decode step at POS fails like a GPU kernel fault or out-of-memory.
   cmd->add_option("--test-fault", opts->test_fault)->group("");
   cmd->callback([opts] { run_generate(*opts); });
