@@ -352,6 +352,38 @@ TEST_CASE("megakernel decoding is bit-identical across 300 runs", "[megakernel][
   CHECK(identical_jitter == 300);
 }
 
+TEST_CASE("megakernel: advance() (no LM head) leaves the cache step() leaves", "[megakernel]") {
+  MemoryModel& model = *TinyModel::get().model;
+  DecodeOptions go;
+  go.max_context = 64;
+  go.keep_logits = true;
+  go.quiet = true;
+  GpuEngine gpu(model.weights(), go);
+  const std::vector<int> prompt = random_tokens(12, model.config().vocab_size, 7);
+  auto decode = [&](bool advance, std::vector<float>* last_logits) {
+    int pos = 0, next = 0;
+    for (size_t i = 0; i < prompt.size(); ++i) {
+      if (advance && i + 1 < prompt.size()) {
+        gpu.advance(prompt[i], pos++);
+      } else {
+        next = gpu.step(prompt[i], pos++);
+      }
+    }
+    std::vector<int> out;
+    for (int i = 0; i < 6; ++i) {
+      out.push_back(next);
+      next = gpu.step(next, pos++);
+    }
+    *last_logits = gpu.logits();
+    return out;
+  };
+  std::vector<float> logits_step, logits_advance;
+  const std::vector<int> by_step = decode(false, &logits_step);
+  const std::vector<int> by_advance = decode(true, &logits_advance);
+  CHECK(by_advance == by_step);
+  CHECK(std::memcmp(logits_advance.data(), logits_step.data(), logits_step.size() * sizeof(float)) == 0);
+}
+
 TEST_CASE("synthetic weights generated on the GPU equal the host generator's, bit for bit",
           "[megakernel][synthetic]") {
   // The uploaded model was filled by conv::synth_fill (the bytes `gptoss synth` writes and

@@ -282,7 +282,7 @@ void Reference::experts_down(int layer, LayerBuffers& b) {
   });
 }
 
-int Reference::step(int token) {
+std::vector<float> Reference::run_layers(int token) {
   const ModelConfig& c = config();
   if (token < 0 || token >= c.vocab_size) {
     throw Error(fmt::format("token id {} is outside the vocabulary (size {})", token,
@@ -302,6 +302,18 @@ int Reference::step(int token) {
     for (size_t p = 0; p < mk::kNumPhases; ++p) run_phase(static_cast<mk::Phase>(p), l, pos_, b);
     x = b.x_out;
   }
+  return x;
+}
+
+void Reference::advance(int token) {
+  run_layers(token);
+  ++pos_;
+}
+
+int Reference::step(int token) {
+  const ModelConfig& c = config();
+  const size_t H = sz(c.hidden);
+  const std::vector<float> x = run_layers(token);
   rmsnorm_bf16(t_final_.data(), x.data(), w_.final_norm, c.hidden, c.rms_norm_eps);
   t_final_f_ = to_float(t_final_);
   pool_.parallel_for(sz(c.vocab_size), [&](size_t begin, size_t end) {

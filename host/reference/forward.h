@@ -90,6 +90,10 @@ class Reference {
   // Runs `token` at position(), fills logits() and the per-layer buffers, advances the position
   // and returns the greedy next token (argmax, the lowest index wins ties).
   int step(int token);
+  // Runs `token` at position() through every layer (KV cache and layer buffers, as step() does)
+  // and advances the position, without the final norm and the LM head: a prompt position whose
+  // logits nobody reads. logits() and final_t() keep the last step()'s values.
+  void advance(int token);
 
   const std::vector<float>& logits() const { return logits_; }        // [vocab] fp32
   const std::vector<bf16_bits>& final_t() const { return t_final_; }  // [hidden] normed x
@@ -112,6 +116,8 @@ class Reference {
   void router(int layer, LayerBuffers& b);
   void experts_up(int layer, LayerBuffers& b);
   void experts_down(int layer, LayerBuffers& b);
+  // Checks `token` and the position, runs every layer for it; returns the final residual.
+  std::vector<float> run_layers(int token);
 
   const ModelWeights& w_;
   DecodeOptions opts_;

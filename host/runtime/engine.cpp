@@ -308,6 +308,21 @@ int GpuEngine::step(int token, int pos) {
   return next;
 }
 
+void GpuEngine::advance(int token, int pos) {
+  args_.stop_layer = -1;
+  args_.stop_phase = -1;
+  args_.start_layer = 0;
+  const uint32_t mask = args_.phase_mask;
+  args_.phase_mask = mask & ~(1u << mk::kLmHeadPhase);
+  try {
+    launch(token, pos);
+  } catch (...) {
+    args_.phase_mask = mask;
+    throw;
+  }
+  args_.phase_mask = mask;
+}
+
 void GpuEngine::run_partial(int token, int pos, int stop_layer, int stop_phase, int start_layer,
                             const std::vector<float>* x_in) {
   if (start_layer > 0) {
@@ -420,6 +435,7 @@ GpuEngine::~GpuEngine() = default;
 std::vector<uint64_t> GpuEngine::weight_hashes() const { return {}; }
 void GpuEngine::init(const ModelWeights*, uint64_t) {}
 int GpuEngine::step(int, int) { return -1; }
+void GpuEngine::advance(int, int) {}
 std::vector<float> GpuEngine::logits() const { return {}; }
 void GpuEngine::run_partial(int, int, int, int, int, const std::vector<float>*) {}
 std::vector<float> GpuEngine::read_x() const { return {}; }

@@ -46,6 +46,10 @@ class GpuEngine {
   // Runs `token` at position `pos` (positions must be run in order from 0); returns the greedy
   // next token. Throws gptoss::Error on a kernel error or invalid output.
   int step(int token, int pos);
+  // Runs `token` at `pos` through every layer (the KV cache) without the final norm and the LM
+  // head: a prompt position whose next token nobody reads (the LM head is ~9-13% of a step).
+  // logits() keeps the last step()'s values.
+  void advance(int token, int pos);
   // Logits of the last step (requires keep_logits); copied to the host.
   std::vector<float> logits() const;
 
