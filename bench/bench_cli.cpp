@@ -15,6 +15,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/accuracy.h"
 #include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
 #include "bench/bench_load.h"
@@ -39,6 +40,7 @@ struct TpotOptions {
   std::string synthetic;
   uint64_t seed = 1;
   std::vector<std::string> experts = {"bf16"};
+  std::string attn = "bf16", lm_head = "bf16";  // --synthetic: stored weight formats
   std::vector<int> contexts = {1024};
   int num_tokens = 128;
   int warmup = 16;
@@ -159,6 +161,11 @@ void run_tpot(const TpotOptions& o) {
   gpu::require_hopper(dev);
 
   DecodeOptions eo;
+  eo.synthetic_formats = parse_weight_formats(o.attn, o.lm_head);
+  if (!o.model.empty() && eo.synthetic_formats != WeightFormats{}) {
+    throw Error("--attn and --lm-head choose the formats of --synthetic weights; an archive's "
+                "formats are fixed when it is converted");
+  }
   const int per_context = (o.warmup + o.num_tokens) * int(o.experts.size());
   eo.max_context = contexts.back() + per_context + 1;
   std::unique_ptr<GpuEngine> engine;
@@ -194,7 +201,11 @@ void run_tpot(const TpotOptions& o) {
   auto random_token = [&] { return int(rng() % uint64_t(std::min(c.vocab_size, 199998))); };
   int pos = 0;
   int next = random_token();
-  const uint64_t weight_bytes = bench::weight_bytes_per_token(c);
+  const WeightFormats formats = engine->formats();
+  const uint64_t weight_bytes = bench::weight_bytes_per_token(c, formats);
+  fmt::print(stderr, "weights: attention {}, lm head {}; {:.3f} GB read per token\n",
+             weight_format_name(formats.attn), weight_format_name(formats.lm_head),
+             weight_bytes / 1e9);
 
   fmt::print("{:>8} {:>7} {:>10} {:>10} {:>10} {:>9} {:>11} {:>9} {:>10} {:>7}\n", "context",
              "experts", "median_ms", "p10_ms", "p90_ms", "tok/s", "MB/token", "GB/s", "floor_ms",
@@ -261,7 +272,8 @@ void run_tpot(const TpotOptions& o) {
         const nlohmann::json j = {
             {"bench", "tpot"}, {"device", dev.name}, {"commit", gptoss::build_commit()},
             {"source", source}, {"layers", c.num_layers}, {"experts_total", c.num_experts},
-            {"experts", ex}, {"context", ctx}, {"tokens", o.num_tokens},
+            {"experts", ex}, {"attn", weight_format_name(formats.attn)},
+            {"lm_head", weight_format_name(formats.lm_head)}, {"context", ctx}, {"tokens", o.num_tokens},
             {"median_ms", med}, {"p10_ms", p10}, {"p90_ms", p90}, {"tokens_per_s", 1e3 / med},
             {"bytes_per_token", bytes}, {"achieved_gbs", gbs}, {"hbm_read_gbs", bw.read_gbs},
             {"floor_ms", floor_ms}, {"ratio_to_floor", med / floor_ms},
@@ -292,7 +304,7 @@ std::vector<ExpertMode> parse_experts_flag(const std::vector<std::string>& names
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
       "bench", "benchmarks (tpot: time per output token vs the floor; sweep: TTFT/TPOT/E2E over ISL:OSL; "
-      "load: archive -> GPU upload rate)");
+      "load: archive -> GPU upload rate; accuracy: BF16 vs FP8 paths)");
   bench->require_subcommand(1);
   auto opts = std::make_shared<TpotOptions>();
   CLI::App* tpot = bench->add_subcommand(
@@ -308,6 +320,10 @@ void add_bench_command(CLI::App& app) {
   tpot->add_option("--experts", opts->experts, "expert path(s): bf16, fp8 (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
+  tpot->add_option("--attn", opts->attn, "with --synthetic: attention weights bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
+  tpot->add_option("--lm-head", opts->lm_head, "with --synthetic: LM head weights bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
   tpot->add_option("--context", opts->contexts, "context length(s) to measure at (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
@@ -323,6 +339,7 @@ void add_bench_command(CLI::App& app) {
                  "after every grid barrier (barrier to barrier, so a phase includes its barrier)");
   tpot->callback([opts] { run_tpot(*opts); });
   add_sweep_command(*bench);
+  add_accuracy_command(*bench);
   add_load_command(*bench);
 }
 

@@ -112,6 +112,7 @@ double measure_host_read_gbs() {
 
 struct SweepOptions {
   std::string model, synthetic, text, csv, plot, backend = "auto", pairs_text;
+  std::string attn = "bf16", lm_head = "bf16";  // --synthetic: stored weight formats
   uint64_t seed = 1;
   std::vector<std::string> experts = {"bf16"};
   int repeats = 3;
@@ -173,9 +174,16 @@ void run_sweep(const SweepOptions& o) {
   const std::vector<ExpertMode> modes = cli::parse_experts_flag(o.experts);
   std::optional<MappedArchive> file;
   ModelConfig config;
+  const WeightFormats synth_formats = parse_weight_formats(o.attn, o.lm_head);
+  WeightFormats formats = synth_formats;
   if (!o.model.empty()) {
+    if (synth_formats != WeightFormats{}) {
+      throw Error("--attn and --lm-head choose the formats of --synthetic weights; an archive's "
+                  "formats are fixed when it is converted");
+    }
     file.emplace(MappedArchive::open(o.model));
     config = file->config();
+    formats = file->formats();
   } else {
     config = ModelConfig::preset(o.synthetic);
   }
@@ -248,6 +256,7 @@ void run_sweep(const SweepOptions& o) {
   DecodeOptions decode;
   decode.max_context = max_tokens;
   decode.quiet = true;
+  decode.synthetic_formats = synth_formats;
   std::unique_ptr<ref::MemoryModel> memory;
   std::unique_ptr<ref::Reference> cpu;
   std::unique_ptr<GpuEngine> engine;
@@ -261,9 +270,12 @@ void run_sweep(const SweepOptions& o) {
     if (file) {
       weights = file->weights();
     } else {
-      memory = std::make_unique<ref::MemoryModel>(config, [&](const TensorSpec& spec, std::span<std::byte> out) {
-        conv::synth_fill(config, o.seed, spec, 0, out);
-      });
+      memory = std::make_unique<ref::MemoryModel>(
+          config,
+          [&](const TensorSpec& spec, std::span<std::byte> out) {
+            conv::synth_fill(config, o.seed, spec, 0, out);
+          },
+          synth_formats);
       weights = memory->weights();
     }
     auto make = [&, weights](ExpertMode m) {
@@ -293,7 +305,7 @@ void run_sweep(const SweepOptions& o) {
   }
   fmt::print(stderr, "bench sweep on {}: streaming-read bandwidth {:.0f} GB/s\n", device, read_gbs);
 
-  const uint64_t weights = weight_bytes_per_token(config);
+  const uint64_t weights = weight_bytes_per_token(config, formats);
   // KV cache bytes one position writes (every layer's k and v, BF16).
   const uint64_t kv_per_pos = uint64_t(config.num_layers) * 2 * config.num_kv_heads * config.head_dim * 2;
   auto floor_ms = [&](uint64_t bytes) { return double(bytes) / (read_gbs * 1e9) * 1e3; };
@@ -420,6 +432,10 @@ void add_sweep_command(CLI::App& bench) {
   cmd->add_option("--weights-seed,--seed", o->seed, "seed of the synthetic weights and the random prompts");
   cmd->add_option("--pairs", o->pairs_text, "ISL:OSL pairs, comma-separated")->capture_default_str();
   cmd->add_option("--experts", o->experts, "expert path(s): bf16, fp8 (comma-separated)")->delimiter(',');
+  cmd->add_option("--attn", o->attn, "with --synthetic: attention weights bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
+  cmd->add_option("--lm-head", o->lm_head, "with --synthetic: LM head weights bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
   cmd->add_option("--backend", o->backend, "auto (the GPU when usable), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("--repeats", o->repeats, "runs of each pair (median and spread reported)")

@@ -352,18 +352,21 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
                  "tensor {}: the source has {} bytes, the archive needs {}", spec.name, piece_bytes,
                  spec.num_bytes());
     const bool count_scales = is_e8m0_scales(spec.name);
+    // Quantized tensors live in heap memory owned by the source: never madvise those pages.
+    std::string quantized_from;
+    const bool release = options.release_source_pages && !fp8_quantized_from(spec, &quantized_from);
     uint64_t overflow = 0;
     uint64_t offset = plan.offsets[i];
     XXH64_reset(&state, 0);
     SampleHasher sample(spec.num_bytes());
     for (const auto& piece : pieces) {
-      if (options.release_source_pages) {
+      if (release) {
         advise_pages(piece.data(), piece.size(), MADV_SEQUENTIAL);
       }
       for (uint64_t pos = 0; pos < piece.size();) {
         const uint64_t n = std::min<uint64_t>(kChunkBytes, piece.size() - pos);
         const std::byte* p = piece.data() + pos;
-        if (options.release_source_pages && pos + n < piece.size()) {
+        if (release && pos + n < piece.size()) {
           // Start reading the next chunk while this one is hashed and written.
           advise_pages(p + n, std::min<uint64_t>(kChunkBytes, piece.size() - pos - n),
                        MADV_WILLNEED);
@@ -377,7 +380,7 @@ WriteResult write_archive(const fs::path& out, const ArchivePlan& plan, const Pi
         }
         write_all(fd, p, n, offset, tmp.path());
         write_behind.wrote(offset, n);
-        if (options.release_source_pages) advise_pages(p, n, MADV_DONTNEED);
+        if (release) advise_pages(p, n, MADV_DONTNEED);
         offset += n;
         pos += n;
         after_chunk(n);

@@ -6,12 +6,15 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <memory>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "converter/checkpoint.h"
 #include "host/data_files.h"  // o200k_base_candidates, kO200kBaseSha256, read_file
 #include "host/error.h"
+#include "host/fp8_weights.h"
 #include "host/sha256.h"
 
 namespace gptoss::conv {
@@ -129,21 +132,45 @@ TokenizerBlob default_tokenizer(const fs::path& checkpoint_tokenizer_json,
               "pass --tokenizer PATH, or --no-tokenizer for an archive without one");
 }
 
-void check_formats_supported(const WeightFormats& formats) {
-  if (formats.attn == ar::WeightFormat::kFP8) {
-    throw Error(
-        "--attn fp8 is not supported yet: FP8 attention weights (E4M3 + per-row scales) "
-        "come with the FP8 weight path, not written yet (docs/ARCHIVE.md section 4 defines the format)",
-        "convert with --attn bf16 (the default); the archive format already reserves "
-        "fp8, so only the converter's quantization is missing");
-  }
-  if (formats.lm_head == ar::WeightFormat::kFP8) {
-    throw Error(
-        "--lm-head fp8 is not supported yet: the FP8 LM head (E4M3 + per-row scales) "
-        "comes with the FP8 weight path, not written yet (docs/ARCHIVE.md section 4 defines the format)",
-        "convert with --lm-head bf16 (the default); the archive format already reserves "
-        "fp8, so only the converter's quantization is missing");
-  }
+PieceSource fp8_quantizing_source(const PieceSource& canonical) {
+  // The last quantized weight: the writer asks for a weight, then for its scales, and is done
+  // with both before it asks for the next tensor, so one cached tensor is enough.
+  struct Cache {
+    std::string name;
+    std::vector<bf16_bits> bf16;
+    std::vector<uint8_t> codes;
+    std::vector<float> scales;
+  };
+  auto cache = std::make_shared<Cache>();
+  return [canonical, cache](const TensorSpec& spec) -> std::vector<std::span<const std::byte>> {
+    std::string name;
+    if (!fp8_quantized_from(spec, &name)) return canonical(spec);
+    if (cache->name != name) {
+      GPTOSS_CHECK(spec.dtype == DType::kF8E4M3,
+                   "internal: the scales {} were asked for before their weight", spec.name);
+      const TensorSpec weight{name, DType::kBF16, spec.shape};
+      const int64_t rows = spec.shape.at(0), cols = spec.shape.at(1);
+      cache->name.clear();
+      cache->bf16.resize(weight.num_elements());
+      auto* dst = reinterpret_cast<std::byte*>(cache->bf16.data());
+      for (const auto& piece : canonical(weight)) {
+        GPTOSS_CHECK(dst + piece.size() <= reinterpret_cast<std::byte*>(cache->bf16.data() +
+                                                                        cache->bf16.size()),
+                     "tensor {}: the source has more bytes than its shape", name);
+        std::memcpy(dst, piece.data(), piece.size());
+        dst += piece.size();
+      }
+      GPTOSS_CHECK(dst == reinterpret_cast<std::byte*>(cache->bf16.data() + cache->bf16.size()),
+                   "tensor {}: the source has fewer bytes than its shape", name);
+      cache->codes.resize(size_t(rows * cols));
+      cache->scales.resize(size_t(rows));
+      quantize_rows_fp8(cache->bf16.data(), rows, cols, cache->codes.data(), cache->scales.data());
+      cache->bf16 = {};
+      cache->name = name;
+    }
+    if (spec.dtype == DType::kF8E4M3) return {std::as_bytes(std::span(cache->codes))};
+    return {std::as_bytes(std::span(cache->scales))};
+  };
 }
 
 TokenizerBlob select_tokenizer(const ConvertOptions& options,
@@ -168,7 +195,6 @@ TokenizerBlob select_tokenizer(const ConvertOptions& options,
 }
 
 WriteResult convert_checkpoint(const ConvertOptions& options) {
-  check_formats_supported(options.formats);
   const std::string ext = options.output.extension().string();
   if (ext == ".safetensors" || ext == ".json") {
     throw Error(fmt::format("refusing to write an archive to {} (a checkpoint file name)",
@@ -183,9 +209,9 @@ WriteResult convert_checkpoint(const ConvertOptions& options) {
   const ArchivePlan plan = plan_archive(ckpt.config(), options.formats, tokenizer.bytes.size());
   WriteOptions write = options.write;
   write.release_source_pages = true;  // the pieces live in the checkpoint's file mappings
-  return write_archive(
-      options.output, plan, [&](const TensorSpec& spec) { return ckpt.canonical_pieces(spec); },
-      tokenizer, write);
+  const PieceSource source = fp8_quantizing_source(
+      [&](const TensorSpec& spec) { return ckpt.canonical_pieces(spec); });
+  return write_archive(options.output, plan, source, tokenizer, write);
 }
 
 }  // namespace gptoss::conv

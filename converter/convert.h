@@ -25,8 +25,11 @@ TokenizerBlob load_tokenizer_file(const std::filesystem::path& path);
 TokenizerBlob default_tokenizer(const std::filesystem::path& checkpoint_tokenizer_json,
                                 const std::function<void(const std::string&)>& warn);
 
-// Throws a clear "not supported yet" gptoss::Error for formats the converter cannot produce yet.
-void check_formats_supported(const WeightFormats& formats);
+// The archive tensors' bytes from a source of canonical (checkpoint) tensors: FP8 weights and
+// their "_scale" tensors (fp8_quantized_from) are quantized from the canonical BF16 weight
+// (host/fp8_weights.h) into memory owned by the returned source, valid until it is asked for
+// another FP8 weight; every other tensor is passed through. The writer asks in archive order.
+PieceSource fp8_quantizing_source(const PieceSource& canonical);
 
 struct ConvertOptions {
   std::filesystem::path checkpoint;  // the checkpoint directory (HF top level or original/)

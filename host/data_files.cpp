@@ -15,22 +15,24 @@ fs::path executable_dir() {
   return ec ? fs::path() : exe.parent_path();
 }
 
-std::vector<fs::path> o200k_base_candidates() {
+std::vector<fs::path> data_file_candidates(std::string_view name) {
   std::vector<fs::path> out;
   if (const char* env = std::getenv("GPTOSS_DATA_DIR"); env != nullptr && *env != '\0') {
-    out.push_back(fs::path(env) / kO200kBaseFileName);
+    out.push_back(fs::path(env) / name);
   }
   if (const fs::path exe = executable_dir(); !exe.empty()) {
-    out.push_back(exe / kO200kBaseFileName);
-    out.push_back(exe / "data" / kO200kBaseFileName);
-    out.push_back(exe.parent_path() / "data" / kO200kBaseFileName);
-    out.push_back(exe.parent_path() / "share" / "gptoss" / kO200kBaseFileName);
+    out.push_back(exe / name);
+    out.push_back(exe / "data" / name);
+    out.push_back(exe.parent_path() / "data" / name);
+    out.push_back(exe.parent_path() / "share" / "gptoss" / name);
   }
 #ifdef GPTOSS_DATA_DIR
-  out.push_back(fs::path(GPTOSS_DATA_DIR) / kO200kBaseFileName);
+  out.push_back(fs::path(GPTOSS_DATA_DIR) / name);
 #endif
   return out;
 }
+
+std::vector<fs::path> o200k_base_candidates() { return data_file_candidates(kO200kBaseFileName); }
 
 std::string read_file(const fs::path& path, uint64_t max_bytes) {
   std::error_code ec;

@@ -23,6 +23,8 @@ std::filesystem::path executable_dir();
 // binary (and its data/, ../data/ and ../share/gptoss/), then the source tree's data/ (the
 // compile-time GPTOSS_DATA_DIR). The first existing file wins.
 std::vector<std::filesystem::path> o200k_base_candidates();
+// The same places for any bundled file (e.g. data/accuracy_text.txt).
+std::vector<std::filesystem::path> data_file_candidates(std::string_view name);
 
 // The whole file; throws gptoss::Error naming the path if it cannot be read or is larger than
 // max_bytes.

@@ -21,4 +21,15 @@ ExpertMode parse_expert_mode(std::string_view name) {
   return mode;
 }
 
+WeightFormats parse_weight_formats(std::string_view attn, std::string_view lm_head) {
+  WeightFormats f;
+  if (!weight_format_from_name(attn, &f.attn)) {
+    throw Error(fmt::format("--attn {}: unknown format", attn), "use bf16 or fp8");
+  }
+  if (!weight_format_from_name(lm_head, &f.lm_head)) {
+    throw Error(fmt::format("--lm-head {}: unknown format", lm_head), "use bf16 or fp8");
+  }
+  return f;
+}
+
 }  // namespace gptoss

@@ -107,4 +107,63 @@ std::vector<TensorSpec> canonical_tensors(const ModelConfig& c) {
   return out;
 }
 
+std::string_view weight_format_name(archive::WeightFormat f) {
+  switch (f) {
+    case archive::WeightFormat::kBF16:
+      return "bf16";
+    case archive::WeightFormat::kFP8:
+      return "fp8";
+  }
+  return "unknown";
+}
+
+bool weight_format_from_name(std::string_view name, archive::WeightFormat* out) {
+  if (name == "bf16")
+    *out = archive::WeightFormat::kBF16;
+  else if (name == "fp8")
+    *out = archive::WeightFormat::kFP8;
+  else
+    return false;
+  return true;
+}
+
+std::vector<TensorSpec> archive_tensors(const ModelConfig& config, const WeightFormats& formats) {
+  namespace tn = tensor_names;
+  std::vector<TensorSpec> out;
+  for (TensorSpec& spec : canonical_tensors(config)) {
+    const std::string_view n = spec.name;
+    auto layer_suffix = [&](std::string_view suffix) {
+      return n.starts_with("layers.") && n.size() > suffix.size() && n.ends_with(suffix) &&
+             n[n.size() - suffix.size() - 1] == '.';
+    };
+    const bool is_attn = layer_suffix(tn::kQkvWeight) || layer_suffix(tn::kOutWeight);
+    const bool fp8 = (is_attn && formats.attn == archive::WeightFormat::kFP8) ||
+                     (n == tn::kLmHead && formats.lm_head == archive::WeightFormat::kFP8);
+    if (!fp8) {
+      out.push_back(std::move(spec));
+      continue;
+    }
+    const int64_t rows = spec.shape.at(0);
+    TensorSpec scale{spec.name + std::string(archive::kScaleSuffix), DType::kF32, {rows}};
+    spec.dtype = DType::kF8E4M3;
+    out.push_back(std::move(spec));
+    out.push_back(std::move(scale));
+  }
+  return out;
+}
+
+bool fp8_quantized_from(const TensorSpec& t, std::string* canonical_name) {
+  std::string_view n = t.name;
+  if (t.dtype == DType::kF8E4M3) {
+    *canonical_name = std::string(n);
+    return true;
+  }
+  if (t.dtype == DType::kF32 && n.ends_with(archive::kScaleSuffix)) {
+    n.remove_suffix(archive::kScaleSuffix.size());
+    *canonical_name = std::string(n);
+    return true;
+  }
+  return false;
+}
+
 }  // namespace gptoss

@@ -13,7 +13,36 @@
 
 #include "host/model_config.h"
 
+namespace gptoss::archive {
+
+// Weight format of the attention projections (qkv, out) and of the LM head.
+// kFP8: E4M3 weights plus one F32 scale per output row in a "<weight>_scale" tensor
+// (model/fp8_rows.h: scale = amax / 448, codes = E4M3(w / scale), saturating).
+enum class WeightFormat : uint8_t { kBF16 = 0, kFP8 = 1 };
+// Expert weights: MXFP4 blocks + E8M0 scales as on disk (the only format so far).
+enum class ExpertFormat : uint8_t { kMXFP4 = 0 };
+
+// Names of the FP8 per-row scale tensors: "<weight name>" + kScaleSuffix, dtype F32, shape
+// [rows of the weight]. Present only when the corresponding format is kFP8.
+inline constexpr std::string_view kScaleSuffix = "_scale";
+
+}  // namespace gptoss::archive
+
 namespace gptoss {
+
+// The stored formats of a model's weights (an archive header's, or what --synthetic generates).
+struct WeightFormats {
+  archive::WeightFormat attn = archive::WeightFormat::kBF16;
+  archive::WeightFormat lm_head = archive::WeightFormat::kBF16;
+  archive::ExpertFormat experts = archive::ExpertFormat::kMXFP4;
+  bool operator==(const WeightFormats&) const = default;
+  bool any_fp8() const {
+    return attn == archive::WeightFormat::kFP8 || lm_head == archive::WeightFormat::kFP8;
+  }
+};
+
+std::string_view weight_format_name(archive::WeightFormat f);  // "bf16", "fp8"
+bool weight_format_from_name(std::string_view name, archive::WeightFormat* out);
 
 // Element types of stored tensors (safetensors names in dtype_name()).
 enum class DType : uint8_t { kBF16, kF16, kF32, kF64, kU8, kI8, kI16, kI32, kI64, kU16, kU32, kU64,
@@ -78,17 +107,22 @@ inline constexpr std::array<LayerTensorInfo, kNumLayerTensors> kLayerTensors = {
     {tensor_names::kMlp2Bias, DType::kBF16},
 }};
 
-// Calls f(LayerTensor, field) for every per-layer weight pointer of `layer`, in canonical order.
+// Calls f(LayerTensor, field) for every per-layer weight pointer of `layer`, in archive order
+// (archive_tensors(config, formats) below): with FP8 attention the per-row scale fields
+// (qkv_scale, out_scale) follow their weights and are reported with the weight's LayerTensor.
 // `layer` is any struct whose pointer fields are named after the tensors: LayerWeights (host
 // view, weights_view.h) and mk::LayerArgs (the kernel's, megakernel/kernel_args.h). The one place
 // where tensors meet struct fields.
 template <class Layer, class F>
-void visit_layer_tensors(Layer& layer, F&& f) {
+void visit_layer_tensors(Layer& layer, archive::WeightFormat attn, F&& f) {
+  const bool fp8 = attn == archive::WeightFormat::kFP8;
   f(LayerTensor::kAttnNorm, layer.attn_norm);
   f(LayerTensor::kQkvWeight, layer.qkv_weight);
+  if (fp8) f(LayerTensor::kQkvWeight, layer.qkv_scale);
   f(LayerTensor::kQkvBias, layer.qkv_bias);
   f(LayerTensor::kSinks, layer.sinks);
   f(LayerTensor::kOutWeight, layer.out_weight);
+  if (fp8) f(LayerTensor::kOutWeight, layer.out_scale);
   f(LayerTensor::kOutBias, layer.out_bias);
   f(LayerTensor::kMlpNorm, layer.mlp_norm);
   f(LayerTensor::kRouterWeight, layer.router_weight);
@@ -112,5 +146,15 @@ TensorSpec layer_tensor_spec(const ModelConfig& config, int layer, LayerTensor t
 // Every tensor of the model in canonical order: embed, then per layer kLayerTensors in order,
 // then final norm and lm_head.
 std::vector<TensorSpec> canonical_tensors(const ModelConfig& config);
+
+// The tensors a model with these formats holds, in archive order: canonical_tensors(config)
+// with, for each FP8 weight, dtype F8_E4M3 and a "<name>_scale" F32 [rows] tensor right after it.
+// The one list of (config, formats): the converter writes it, the archive loader checks it,
+// bind_weights() binds it, the GPU upload and --synthetic generate it.
+std::vector<TensorSpec> archive_tensors(const ModelConfig& config, const WeightFormats& formats);
+
+// For an FP8 archive tensor (the E4M3 weight or its "_scale"): the canonical BF16 tensor it is
+// quantized from (model/fp8_rows.h). False for every other tensor (stored as in the checkpoint).
+bool fp8_quantized_from(const TensorSpec& archive_tensor, std::string* canonical_name);
 
 }  // namespace gptoss

@@ -6,8 +6,9 @@
 
 namespace gptoss {
 
-ModelWeights bind_weights(const ModelConfig& config, const TensorLookup& lookup) {
-  const std::vector<TensorSpec> specs = canonical_tensors(config);
+ModelWeights bind_weights(const ModelConfig& config, const TensorLookup& lookup,
+                          const WeightFormats& formats) {
+  const std::vector<TensorSpec> specs = archive_tensors(config, formats);
   size_t next = 0;
   // The bytes of the next canonical tensor, checked against its spec.
   auto bind = [&]() -> const void* {
@@ -21,16 +22,18 @@ ModelWeights bind_weights(const ModelConfig& config, const TensorLookup& lookup)
   };
   ModelWeights w;
   w.config = config;
+  w.formats = formats;
   w.embed = static_cast<const bf16_bits*>(bind());
-  w.layers.resize(static_cast<size_t>(config.num_layers));
+  w.layers.assign(static_cast<size_t>(config.num_layers), LayerWeights{});
   for (LayerWeights& layer : w.layers) {
-    visit_layer_tensors(layer, [&](LayerTensor, auto& field) {
+    visit_layer_tensors(layer, formats.attn, [&](LayerTensor, auto& field) {
       field = static_cast<std::remove_reference_t<decltype(field)>>(bind());
     });
   }
   w.final_norm = static_cast<const bf16_bits*>(bind());
-  w.lm_head = static_cast<const bf16_bits*>(bind());
-  GPTOSS_CHECK(next == specs.size(), "internal: {} of {} canonical tensors bound", next,
+  w.lm_head = bind();
+  if (formats.lm_head == archive::WeightFormat::kFP8) w.lm_head_scale = static_cast<const float*>(bind());
+  GPTOSS_CHECK(next == specs.size(), "internal: {} of {} archive tensors bound", next,
                specs.size());
   return w;
 }

@@ -15,13 +15,15 @@
 
 namespace gptoss {
 
-// One layer's weights; the fields are named after the tensors (visit_layer_tensors, tensor_spec.h).
+// One layer's weights (scale fields stay null for BF16 weights); the fields are named after the tensors (visit_layer_tensors, tensor_spec.h).
 struct LayerWeights {
   const bf16_bits* attn_norm;     // [hidden]
-  const bf16_bits* qkv_weight;    // [q+2kv, hidden]
+  const void* qkv_weight;         // [q+2kv, hidden] bf16, or e4m3 codes (attn format fp8)
+  const float* qkv_scale;         // [q+2kv] per-row scales (fp8 only; null for bf16)
   const bf16_bits* qkv_bias;      // [q+2kv]
   const bf16_bits* sinks;         // [num_heads]
-  const bf16_bits* out_weight;    // [hidden, q]
+  const void* out_weight;         // [hidden, q] bf16 or e4m3
+  const float* out_scale;         // [hidden] (fp8 only; null for bf16)
   const bf16_bits* out_bias;      // [hidden]
   const bf16_bits* mlp_norm;      // [hidden]
   const bf16_bits* router_weight; // [E, hidden]
@@ -39,14 +41,17 @@ struct ModelWeights {
   const bf16_bits* embed = nullptr;       // [vocab, hidden]
   std::vector<LayerWeights> layers;       // [num_layers]
   const bf16_bits* final_norm = nullptr;  // [hidden]
-  const bf16_bits* lm_head = nullptr;     // [vocab, hidden]
+  const void* lm_head = nullptr;          // [vocab, hidden] bf16 or e4m3
+  const float* lm_head_scale = nullptr;   // [vocab] (lm_head format fp8 only)
+  WeightFormats formats;
 };
 
 // Returns the bytes of one canonical tensor; must throw gptoss::Error if it is missing.
 using TensorLookup = std::function<std::span<const std::byte>(const TensorSpec&)>;
 
-// Binds every tensor of canonical_tensors(config); throws if a span has the wrong size or is
-// misaligned for its element type.
-ModelWeights bind_weights(const ModelConfig& config, const TensorLookup& lookup);
+// Binds every tensor of archive_tensors(config, formats); throws if a span has the wrong size or
+// is misaligned for its element type.
+ModelWeights bind_weights(const ModelConfig& config, const TensorLookup& lookup,
+                          const WeightFormats& formats = {});
 
 }  // namespace gptoss

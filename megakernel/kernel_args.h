@@ -1,7 +1,8 @@
 // kernel_args.h — MegakernelArgs: everything one decode step of the persistent kernel reads and
 // writes, as a POD of device pointers, dimensions and step inputs. Shared by the kernel
 // (megakernel.cu), the host engine (host/runtime/engine.cpp) and the GPU tests. No vendor headers: BF16
-// tensors are passed as uint16_t bit patterns and reinterpreted on the device.
+// tensors are passed as uint16_t bit patterns and reinterpreted on the device; FP8 weights (E4M3
+// codes, model/fp8_rows.h) as bytes beside their per-row FP32 scales.
 #pragma once
 
 #include <cstdint>
@@ -14,10 +15,12 @@ namespace gptoss::mk {
 // One layer's weights (canonical layout, host/tensor_spec.h) and KV cache.
 struct LayerArgs {
   const uint16_t* attn_norm;      // [hidden] bf16
-  const uint16_t* qkv_weight;     // [qkv_dim, hidden] bf16, rows q | k | v
+  const void* qkv_weight;         // [qkv_dim, hidden] rows q | k | v: bf16, or e4m3 codes
+  const float* qkv_scale;         // [qkv_dim] per-row scales of e4m3 codes; null = bf16
   const uint16_t* qkv_bias;       // [qkv_dim] bf16
   const uint16_t* sinks;          // [num_heads] bf16
-  const uint16_t* out_weight;     // [hidden, q_dim] bf16
+  const void* out_weight;         // [hidden, q_dim] bf16 or e4m3
+  const float* out_scale;         // [hidden]; null = bf16
   const uint16_t* out_bias;       // [hidden] bf16
   const uint16_t* mlp_norm;       // [hidden] bf16
   const uint16_t* router_weight;  // [E, hidden] bf16
@@ -42,7 +45,8 @@ struct MegakernelArgs {
 
   const uint16_t* embed;       // [vocab, hidden] bf16
   const uint16_t* final_norm;  // [hidden] bf16
-  const uint16_t* lm_head;     // [vocab, hidden] bf16
+  const void* lm_head;         // [vocab, hidden] bf16 or e4m3 codes
+  const float* lm_head_scale;  // [vocab] per-row scales of e4m3 codes; null = bf16
   const LayerArgs* layers;     // [num_layers] (device memory)
   const float* rope_table;     // [max_context, head_dim]: cos[head_dim/2] then sin[head_dim/2], C folded in
 

@@ -7,6 +7,7 @@
 #include <climits>
 
 #include "device_ops/gemv_mxfp4.cuh"
+#include "device_ops/numeric.cuh"
 #include "device_ops/platform.cuh"
 #include "megakernel/kernel_args.h"
 #include "megakernel/megakernel.h"
@@ -218,13 +219,59 @@ __device__ __forceinline__ float dot8(uint4 w, const float* t) {
   return acc;
 }
 
-__device__ __forceinline__ float warp_dot_bf16(const uint16_t* row, const float* t, int k) {
+// Sixteen E4M3 codes (one 16-byte load) times t[0..15]: sum of e4m3 * t * 2^kE4m3RawExponent
+// (dev::e4m3_raw_to_float); t is prescaled (scale_smem_for_fp8), the caller applies the row scale.
+__device__ __forceinline__ float dot4_e4m3(uint32_t w, const float4 a, float acc) {
+  acc = fmaf(dev::e4m3_raw_to_float<0>(w), a.x, acc);
+  acc = fmaf(dev::e4m3_raw_to_float<1>(w), a.y, acc);
+  acc = fmaf(dev::e4m3_raw_to_float<2>(w), a.z, acc);
+  return fmaf(dev::e4m3_raw_to_float<3>(w), a.w, acc);
+}
+__device__ __forceinline__ float dot16_e4m3(uint4 w, const float* t) {
+  const float4* t4 = reinterpret_cast<const float4*>(t);
+  float acc = dev::e4m3_raw_to_float<0>(w.x) * t4[0].x;
+  acc = fmaf(dev::e4m3_raw_to_float<1>(w.x), t4[0].y, acc);
+  acc = fmaf(dev::e4m3_raw_to_float<2>(w.x), t4[0].z, acc);
+  acc = fmaf(dev::e4m3_raw_to_float<3>(w.x), t4[0].w, acc);
+  acc = dot4_e4m3(w.y, t4[1], acc);
+  acc = dot4_e4m3(w.z, t4[2], acc);
+  return dot4_e4m3(w.w, t4[3], acc);
+}
+
+// The two stored formats of the dense weights (qkv, out_proj, LM head), as GEMV traits: values
+// per 16-byte chunk and the chunk's dot product with floats in shared memory.
+struct Bf16Weights {
+  using Elem = uint16_t;
+  static constexpr int kPerChunk = 8;
+  static __device__ __forceinline__ float dot(uint4 w, const float* t) { return dot8(w, t); }
+};
+struct E4m3Weights {
+  using Elem = uint8_t;
+  static constexpr int kPerChunk = 16;
+  static __device__ __forceinline__ float dot(uint4 w, const float* t) { return dot16_e4m3(w, t); }
+};
+
+// FP8 readers: multiplies n floats of shared memory by 2^kFp8ActPrescaleExp (exact) so that the
+// raw E4M3 products stay normal floats (device_ops/numeric.cuh). Block scope; __syncthreads() on
+// exit.
+__device__ __forceinline__ void scale_smem_for_fp8(float* t, int n) {
+  const float f = dev::fp8_act_prescale();
+  for (int i = threadIdx.x; i < n; i += kThreads) t[i] *= f;
+  __syncthreads();
+}
+// The factor from a raw FP8 row sum to the row's value: scale * 2^(120 - 64).
+__device__ __forceinline__ float fp8_row_factor(const float* scales, int row) {
+  return scales[row] * dev::fp8_row_postscale();  // written before the launch: any cache
+}
+
+template <class W>
+__device__ __forceinline__ float warp_dot(const typename W::Elem* row, const float* t, int k) {
   const int lane = threadIdx.x & 31;
   const uint4* w = reinterpret_cast<const uint4*>(row);
-  const int chunks = k / 8;
+  const int chunks = k / W::kPerChunk;
   float acc = 0.0f;
 #pragma unroll 4
-  for (int c = lane; c < chunks; c += 32) acc += dot8(ld_weight(w + c), t + 8 * c);
+  for (int c = lane; c < chunks; c += 32) acc += W::dot(ld_weight(w + c), t + W::kPerChunk * c);
   return warp_sum(acc);
 }
 
@@ -273,21 +320,22 @@ __device__ __forceinline__ void reset_mark_max(const MegakernelArgs& a, const Sm
 
 // ---- phases ---------------------------------------------------------------------------------
 
-// Block-level GEMV for the BF16 phases: a CTA owns a contiguous range of rows (so every SM
+// Block-level GEMV for the dense phases: a CTA owns a contiguous range of rows (so every SM
 // streams the same number of bytes) and its warps split as kRowGroups x kKSplit (rows x K
-// quarters). Rows i in [0, n_rows): row(i) gives the row's k BF16 weights (16-byte aligned);
-// t = k floats in shared memory. On return (after a __syncthreads()) red[i * kKSplit + q] holds
+// quarters). W: Bf16Weights or E4m3Weights (raw sums: the caller applies the row scales).
+// Rows i in [0, n_rows): row(i) gives the row's k weights (16-byte aligned); t = k floats in
+// shared memory (prescaled for E4M3). On return (after a __syncthreads()) red[i * kKSplit + q] holds
 // the partial sum of K quarter q: callers add the quarters in order. red: n_rows * kKSplit floats
 // of shared memory.
 constexpr int kKSplit = 4;
 constexpr int kRowGroups = kWarps / kKSplit;
 constexpr int kGemvRows = 4;  // rows per warp iteration (their loads are in flight together)
 
-template <class RowFn>
-__device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, float* red) {
+template <class W, class RowFn>
+__device__ void cta_gemv(RowFn row, int n_rows, const float* t, int k, float* red) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int q = warp % kKSplit, group = warp / kKSplit;
-  const int chunks = k / 8;
+  const int chunks = k / W::kPerChunk;
   const int c_begin = chunks * q / kKSplit, c_end = chunks * (q + 1) / kKSplit;
   for (int i0 = group; i0 < n_rows; i0 += kGemvRows * kRowGroups) {
     const uint4* w[kGemvRows];
@@ -304,7 +352,7 @@ __device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, floa
 #pragma unroll
       for (int r = 0; r < kGemvRows; ++r) v[r] = w[r] ? ld_weight(w[r] + c) : make_uint4(0, 0, 0, 0);
 #pragma unroll
-      for (int r = 0; r < kGemvRows; ++r) acc[r] += dot8(v[r], t + 8 * c);
+      for (int r = 0; r < kGemvRows; ++r) acc[r] += W::dot(v[r], t + W::kPerChunk * c);
     }
 #pragma unroll
     for (int r = 0; r < kGemvRows; ++r) {
@@ -313,6 +361,11 @@ __device__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, floa
     }
   }
   __syncthreads();
+}
+
+template <class RowFn>
+__device__ __forceinline__ void cta_gemv_bf16(RowFn row, int n_rows, const float* t, int k, float* red) {
+  cta_gemv<Bf16Weights>(row, n_rows, t, k, red);
 }
 
 __device__ __forceinline__ float sum_splits(const float* red, int i) {

@@ -8,21 +8,37 @@
 
 namespace gptoss::mk::kernel {
 
-// Final norm and LM head with a fused argmax: each warp keeps its best (value, lowest index)
+// Final norm and LM head (BF16, or E4M3 with per-row scales) with a fused argmax: each warp keeps its best (value, lowest index)
 // over its rows, each CTA its best over its warps; the last CTA to finish (counter) reduces the
 // CTAs and writes the token. Logits are stored only when a.logits is set.
-__device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
-  rmsnorm_to_smem(s.act, a.x, nullptr, a.final_norm, a.hidden, a.rms_norm_eps, s);
-  const WarpCoords w = warp_coords();
-  float best_v = -INFINITY;
-  int best_i = -1;
+// One warp's rows of the LM head: its best (value, lowest index); logits stored when requested.
+// W: Bf16Weights, or E4m3Weights with `scales` (t prescaled) .
+template <class W>
+__device__ __forceinline__ void lm_head_rows(const MegakernelArgs& a, const Smem& s,
+                                             const WarpCoords& w, const float* scales,
+                                             float& best_v, int& best_i) {
+  const auto* weights = static_cast<const typename W::Elem*>(a.lm_head);
   for (int row = w.global_warp; row < a.vocab_size; row += w.num_warps) {
-    const float v = warp_dot_bf16(a.lm_head + size_t(row) * a.hidden, s.act, a.hidden);
+    float v = warp_dot<W>(weights + size_t(row) * a.hidden, s.act, a.hidden);
+    if (scales) v *= fp8_row_factor(scales, row);
     if (a.logits && w.lane == 0) a.logits[row] = v;
     if (v > best_v) {  // rows ascend per warp, so '>' keeps the lowest index on ties
       best_v = v;
       best_i = row;
     }
+  }
+}
+
+__device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
+  rmsnorm_to_smem(s.act, a.x, nullptr, a.final_norm, a.hidden, a.rms_norm_eps, s);
+  const WarpCoords w = warp_coords();
+  float best_v = -INFINITY;
+  int best_i = -1;
+  if (a.lm_head_scale) {  // E4M3 weights with per-row scales
+    scale_smem_for_fp8(s.act, a.hidden);
+    lm_head_rows<E4m3Weights>(a, s, w, a.lm_head_scale, best_v, best_i);
+  } else {
+    lm_head_rows<Bf16Weights>(a, s, w, nullptr, best_v, best_i);
   }
   float* vals = s.scratch;
   int* idxs = reinterpret_cast<int*>(s.scratch + kWarps);

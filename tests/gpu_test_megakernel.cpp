@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -90,21 +91,32 @@ size_t count_bad(const std::vector<float>& got, const std::vector<float>& want, 
   return bad;
 }
 
+// The tiny shape from synth_fill (seed 7), with the stored formats asked for: BF16 everywhere,
+// or FP8 attention and/or LM head quantized from the same weights (what convert writes).
 struct TinyModel {
   std::unique_ptr<MemoryModel> model;
-  static TinyModel& get() {
-    static TinyModel m = [] {
-      TinyModel t;
+  static TinyModel& get(const gptoss::WeightFormats& formats = {}) {
+    static std::map<std::pair<int, int>, TinyModel> models;
+    TinyModel& m = models[{int(formats.attn), int(formats.lm_head)}];
+    if (!m.model) {
       const ModelConfig c = ModelConfig::preset("tiny");
-      t.model = std::make_unique<MemoryModel>(
-          c, [&](const gptoss::TensorSpec& spec, std::span<std::byte> out) {
+      m.model = std::make_unique<MemoryModel>(
+          c,
+          [&](const gptoss::TensorSpec& spec, std::span<std::byte> out) {
             gptoss::conv::synth_fill(c, /*seed=*/7, spec, 0, out);
-          });
-      return t;
-    }();
+          },
+          formats);
+    }
     return m;
   }
 };
+
+gptoss::WeightFormats fp8_weights(bool attn, bool lm_head) {
+  gptoss::WeightFormats f;
+  if (attn) f.attn = gptoss::archive::WeightFormat::kFP8;
+  if (lm_head) f.lm_head = gptoss::archive::WeightFormat::kFP8;
+  return f;
+}
 
 std::vector<int> random_tokens(int n, int vocab, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -172,8 +184,10 @@ void compare_phases_at(Reference& ref, GpuEngine& gpu, int token, int pos, bool 
   }
 }
 
-void run_end_to_end(bool fp8) {
-  MemoryModel& model = *TinyModel::get().model;
+// FP8 attention / LM-head weights (`formats`): the GPU and the reference compute the same FP8
+// products (scale * sum of e4m3 * x, FP32) in different orders, so the BF16 tolerances apply.
+void run_end_to_end(bool fp8, const gptoss::WeightFormats& formats = {}) {
+  MemoryModel& model = *TinyModel::get(formats).model;
   const ModelConfig& c = model.config();
   constexpr int kPositions = 200;
   DecodeOptions ro;
@@ -224,7 +238,9 @@ void run_end_to_end(bool fp8) {
       worst_rms = std::max(worst_rms, rms_err / r);
     }
   }
-  WARN((fp8 ? "fp8" : "bf16") << " experts: top-1 equal at " << top1_equal << "/" << top1_checked
+  WARN((fp8 ? "fp8" : "bf16") << " experts, attention "
+                              << gptoss::weight_format_name(formats.attn) << ", lm head "
+                              << gptoss::weight_format_name(formats.lm_head) << ": top-1 equal at " << top1_equal << "/" << top1_checked
                               << " positions without a near-tie (" << near_ties
                               << " near-ties skipped); away from near-ties worst max|err|/rms = "
                               << worst << ", worst rms(err)/rms = " << worst_rms);
@@ -239,6 +255,14 @@ TEST_CASE("megakernel matches the CPU reference phase by phase and end to end (b
 
 TEST_CASE("megakernel matches the CPU reference in the fp8 expert mode", "[megakernel][fp8]") {
   run_end_to_end(/*fp8=*/true);
+}
+
+TEST_CASE("megakernel matches the CPU reference with FP8 attention and LM-head weights",
+          "[megakernel][fp8attn]") {
+  SECTION("attention and LM head fp8") { run_end_to_end(/*fp8=*/false, fp8_weights(true, true)); }
+  SECTION("attention fp8 only") { run_end_to_end(/*fp8=*/false, fp8_weights(true, false)); }
+  SECTION("LM head fp8 only") { run_end_to_end(/*fp8=*/false, fp8_weights(false, true)); }
+  SECTION("all fp8, fp8 experts") { run_end_to_end(/*fp8=*/true, fp8_weights(true, true)); }
 }
 
 TEST_CASE("megakernel free-running greedy follows the reference", "[megakernel]") {
@@ -383,6 +407,36 @@ TEST_CASE("synthetic weights generated on the GPU equal the host generator's, bi
   }
   GpuEngine other_seed(model.config(), /*synthetic_seed=*/8, go);
   CHECK(other_seed.weight_hashes()[0] != uploaded[0]);
+}
+
+TEST_CASE("synthetic FP8 weights quantized on the GPU equal the host quantizer's, bit for bit",
+          "[megakernel][synthetic][fp8attn]") {
+  // The host model quantized synth_fill's BF16 tensors (host/fp8_weights.h, what convert --attn
+  // fp8 --lm-head fp8 writes: tests/test_fp8_weights.cpp); the engine quantized on the device.
+  const gptoss::WeightFormats f = fp8_weights(true, true);
+  MemoryModel& model = *TinyModel::get(f).model;
+  DecodeOptions go;
+  go.max_context = 16;
+  go.quiet = true;
+  go.synthetic_formats = f;
+  std::vector<uint64_t> uploaded;
+  {
+    GpuEngine up(model.weights(), go);
+    uploaded = up.weight_hashes();
+  }
+  GpuEngine synthetic(model.config(), /*synthetic_seed=*/7, go);
+  CHECK(synthetic.formats() == f);
+  const std::vector<uint64_t> generated = synthetic.weight_hashes();
+  REQUIRE(generated.size() == uploaded.size());
+  const auto specs = gptoss::archive_tensors(model.config(), f);
+  REQUIRE(specs.size() == generated.size());
+  size_t scales = 0;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    INFO(specs[i].name);
+    CHECK(generated[i] == uploaded[i]);
+    scales += specs[i].dtype == gptoss::DType::kF32;
+  }
+  CHECK(scales == size_t(2 * model.config().num_layers + 1));
 }
 
 // A grid barrier that waits past its spin cap is reported, not hung: `generate --test-fault

@@ -344,7 +344,7 @@ TEST_CASE("archive writing is deterministic and the padding is zero", "[archive]
 }
 
 TEST_CASE("archive with fp8 formats carries per-row scale tensors", "[archive]") {
-  // The writer and loader handle the reserved FP8 formats (the converter cannot produce them yet).
+  // The writer and loader handle the FP8 formats (tests/test_fp8_weights.cpp: the converter's).
   WeightFormats f;
   f.attn = ar::WeightFormat::kFP8;
   f.lm_head = ar::WeightFormat::kFP8;
@@ -714,24 +714,6 @@ TEST_CASE("archive writer: MXFP4 scale bytes 253-255 are counted per tensor", "[
 // ---- converter options and tokenizer
 // -----------------------------------------------------------------
 
-TEST_CASE("convert: fp8 formats are refused clearly until implemented", "[archive]") {
-  WeightFormats f;
-  f.attn = ar::WeightFormat::kFP8;
-  CHECK_THROWS_WITH(gptoss::conv::check_formats_supported(f),
-                    Catch::Contains("--attn fp8 is not supported yet"));
-  f = {};
-  f.lm_head = ar::WeightFormat::kFP8;
-  CHECK_THROWS_WITH(gptoss::conv::check_formats_supported(f),
-                    Catch::Contains("--lm-head fp8 is not supported yet"));
-  CHECK_NOTHROW(gptoss::conv::check_formats_supported(WeightFormats{}));
-  // Refused before the checkpoint is even opened.
-  gptoss::conv::ConvertOptions o;
-  o.checkpoint = "/nonexistent";
-  o.output = "/nonexistent/x.gptoss";
-  o.formats.attn = ar::WeightFormat::kFP8;
-  CHECK_THROWS_WITH(gptoss::conv::convert_checkpoint(o), Catch::Contains("not supported yet"));
-}
-
 TEST_CASE("convert: tokenizer files are tagged by content and extension", "[archive]") {
   TempDir dir;
   const auto tiktoken =
@@ -912,14 +894,25 @@ TEST_CASE("gptoss convert and info through the command line", "[archive][cli]") 
   // Refusals with a message and a non-zero exit.
   CHECK(run_cli(fmt::format("convert {} -o {}", ck.dir.path().string(), file), &text) != 0);
   CHECK(contains(text, "already exists"));
-  CHECK(run_cli(fmt::format("convert {} -o {} --attn fp8", ck.dir.path().string(),
+  CHECK(run_cli(fmt::format("convert {} -o {} --attn fp4", ck.dir.path().string(),
                             (out / "f.gptoss").string()),
                 &text) != 0);
-  CHECK(contains(text, "--attn fp8 is not supported yet"));
-  CHECK(run_cli(fmt::format("convert {} -o {} --lm-head fp8", ck.dir.path().string(),
-                            (out / "f.gptoss").string()),
-                &text) != 0);
-  CHECK(contains(text, "--lm-head fp8 is not supported yet"));
+  CHECK(contains(text, "--attn fp4: unknown format"));
+  // FP8 attention and LM head: the header and info say so, the scales are listed.
+  REQUIRE(run_cli(fmt::format("convert {} -o {} --attn fp8 --lm-head fp8", ck.dir.path().string(),
+                              (out / "f8.gptoss").string()),
+                  &text) == 0);
+  REQUIRE(run_cli(fmt::format("info {}", (out / "f8.gptoss").string()), &text) == 0);
+  CHECK(contains(text, "attention fp8, lm head fp8"));
+  CHECK(contains(text, "layers.1.out.weight_scale"));
+  CHECK(contains(text, "F8_E4M3"));
+  REQUIRE(run_cli(fmt::format("info {} --verify --json -q", (out / "f8.gptoss").string()), &text) == 0);
+  const auto j8 = nlohmann::json::parse(text);
+  CHECK(j8["verify"]["ok"] == true);
+  CHECK(j8["formats"]["attn"] == "fp8");
+  CHECK(j8["formats"]["lm_head"] == "fp8");
+  CHECK(j8["tensors"].size() == gptoss::canonical_tensors(ck.config).size() + 2 * 2 + 1);
+  fs::remove(out / "f8.gptoss");
   CHECK(run_cli(fmt::format("convert {} -o {} --test-free-bytes 1000", ck.dir.path().string(),
                             (out / "f.gptoss").string()),
                 &text) != 0);

@@ -57,16 +57,6 @@ std::string shape_str(std::span<const int64_t> shape) {
 
 }  // namespace
 
-std::string_view weight_format_name(archive::WeightFormat f) {
-  switch (f) {
-    case archive::WeightFormat::kBF16:
-      return "bf16";
-    case archive::WeightFormat::kFP8:
-      return "fp8";
-  }
-  return "unknown";
-}
-
 std::string_view expert_format_name(archive::ExpertFormat f) {
   return f == archive::ExpertFormat::kMXFP4 ? "mxfp4" : "unknown";
 }
@@ -81,41 +71,6 @@ std::string_view tokenizer_format_name(archive::TokenizerFormat f) {
       return "hf-tokenizer-json";
   }
   return "unknown";
-}
-
-bool weight_format_from_name(std::string_view name, archive::WeightFormat* out) {
-  if (name == "bf16")
-    *out = archive::WeightFormat::kBF16;
-  else if (name == "fp8")
-    *out = archive::WeightFormat::kFP8;
-  else
-    return false;
-  return true;
-}
-
-std::vector<TensorSpec> archive_tensors(const ModelConfig& config, const WeightFormats& formats) {
-  namespace tn = tensor_names;
-  std::vector<TensorSpec> out;
-  for (TensorSpec& spec : canonical_tensors(config)) {
-    const std::string_view n = spec.name;
-    auto layer_suffix = [&](std::string_view suffix) {
-      return n.starts_with("layers.") && n.size() > suffix.size() && n.ends_with(suffix) &&
-             n[n.size() - suffix.size() - 1] == '.';
-    };
-    const bool is_attn = layer_suffix(tn::kQkvWeight) || layer_suffix(tn::kOutWeight);
-    const bool fp8 = (is_attn && formats.attn == ar::WeightFormat::kFP8) ||
-                     (n == tn::kLmHead && formats.lm_head == ar::WeightFormat::kFP8);
-    if (!fp8) {
-      out.push_back(std::move(spec));
-      continue;
-    }
-    const int64_t rows = spec.shape.at(0);
-    TensorSpec scale{spec.name + std::string(ar::kScaleSuffix), DType::kF32, {rows}};
-    spec.dtype = DType::kF8E4M3;
-    out.push_back(std::move(spec));
-    out.push_back(std::move(scale));
-  }
-  return out;
 }
 
 archive::ConfigRecord to_config_record(const ModelConfig& c) {
@@ -206,7 +161,7 @@ MappedArchive MappedArchive::open(const std::filesystem::path& path, LoadCheck c
 }
 
 ModelWeights MappedArchive::weights() const {
-  return bind_weights(config_, lookup());
+  return bind_weights(config_, lookup(), formats_);
 }
 
 std::optional<WeightsFile> MappedArchive::weights_file() const {

@@ -27,21 +27,8 @@ namespace gptoss {
 
 class MappedFile;
 
-struct WeightFormats {
-  archive::WeightFormat attn = archive::WeightFormat::kBF16;
-  archive::WeightFormat lm_head = archive::WeightFormat::kBF16;
-  archive::ExpertFormat experts = archive::ExpertFormat::kMXFP4;
-  bool operator==(const WeightFormats&) const = default;
-};
-
-std::string_view weight_format_name(archive::WeightFormat f);        // "bf16", "fp8"
 std::string_view expert_format_name(archive::ExpertFormat f);        // "mxfp4"
 std::string_view tokenizer_format_name(archive::TokenizerFormat f);  // "none", "tiktoken", ...
-bool weight_format_from_name(std::string_view name, archive::WeightFormat* out);
-
-// The tensors an archive with these formats holds, in archive order: canonical_tensors(config)
-// with, for each FP8 weight, dtype F8_E4M3 and a "<name>_scale" F32 [rows] tensor right after it.
-std::vector<TensorSpec> archive_tensors(const ModelConfig& config, const WeightFormats& formats);
 
 // Conversions between ModelConfig and its fixed-size on-disk record.
 archive::ConfigRecord to_config_record(const ModelConfig& config);
@@ -124,7 +111,7 @@ class MappedArchive {
   std::span<const std::byte> tensor(std::string_view name) const;
   // The archive file behind the mapping (`bench load` reads it); empty for in-memory images.
   std::optional<WeightsFile> weights_file() const;
-  // bind_weights(config(), lookup()): what the engines take.
+  // bind_weights(config(), lookup(), formats()): what the engines take.
   ModelWeights weights() const;
   // For bind_weights(): checks dtype and shape against the requested spec. The returned
   // function keeps the mapping alive by itself (it may outlive or survive moving this object).

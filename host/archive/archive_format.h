@@ -33,18 +33,9 @@ inline constexpr int kMaxRank = 4;
 inline constexpr uint32_t kFlagSampledChecksums = 1u << 0;
 inline constexpr uint64_t kSampleBytes = 64 * 1024;
 
-// Weight format of the attention projections (qkv, out) and of the LM head.
-// kFP8: E4M3 weights plus one F32 scale per output row in a "<weight>_scale" tensor.
-enum class WeightFormat : uint8_t { kBF16 = 0, kFP8 = 1 };
-// Expert weights: MXFP4 blocks + E8M0 scales as on disk (the only format so far).
-enum class ExpertFormat : uint8_t { kMXFP4 = 0 };
 // The embedded tokenizer section: none, the raw tiktoken ranks file (o200k_base), or a
 // Hugging Face tokenizer.json. The bytes are stored verbatim; the tokenizer module parses them.
 enum class TokenizerFormat : uint8_t { kNone = 0, kTiktoken = 1, kHfTokenizerJson = 2 };
-
-// Names of the FP8 per-row scale tensors: "<weight name>" + kScaleSuffix, dtype F32, shape
-// [rows of the weight]. Present only when the corresponding format is kFP8.
-inline constexpr std::string_view kScaleSuffix = "_scale";
 
 // The model configuration (FACTS.md section 1), every ModelConfig field.
 struct ConfigRecord {

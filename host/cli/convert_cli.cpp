@@ -17,6 +17,7 @@
 #include "host/archive/archive.h"
 #include "host/cli/arg_checks.h"
 #include "host/cli/cli.h"
+#include "host/decode_options.h"  // parse_weight_formats
 #include "host/error.h"
 #include "host/interrupt.h"
 #include "host/progress.h"
@@ -48,17 +49,6 @@ struct ConvertArgs {
 
 std::string gb(uint64_t n) { return fmt::format("{:.2f} GB", n / 1e9); }
 
-WeightFormats parse_formats(const ConvertArgs& a) {
-  WeightFormats f;
-  if (!weight_format_from_name(a.attn, &f.attn)) {
-    throw Error(fmt::format("--attn {}: unknown format", a.attn), "use bf16 or fp8");
-  }
-  if (!weight_format_from_name(a.lm_head, &f.lm_head)) {
-    throw Error(fmt::format("--lm-head {}: unknown format", a.lm_head), "use bf16 or fp8");
-  }
-  return f;
-}
-
 // The tokenizer about to be embedded against the model: a vocabulary that differs is warned
 // about (text prompts would fail on ids the model does not have, or print nothing for ids the
 // tokenizer does not have). Synthetic test models with small vocabularies hit this on purpose.
@@ -80,7 +70,7 @@ conv::ConvertOptions to_options(const ConvertArgs& a) {
   conv::ConvertOptions o;
   o.checkpoint = a.checkpoint;
   o.output = a.output;
-  o.formats = parse_formats(a);
+  o.formats = parse_weight_formats(a.attn, a.lm_head);
   if (!a.tokenizer.empty()) o.tokenizer = fs::path(a.tokenizer);
   o.no_tokenizer = a.no_tokenizer;
   o.prefer_original = a.original;
@@ -130,7 +120,6 @@ void print_plan(const std::string& source, const conv::ArchivePlan& plan,
 
 void run_dry_run(const ConvertArgs& a) {
   const conv::ConvertOptions o = to_options(a);
-  conv::check_formats_supported(o.formats);
   ModelConfig config;
   fs::path tokenizer_json;
   std::string source;
@@ -208,10 +197,10 @@ void add_convert_command(CLI::App& app) {
   cmd->add_option("CKPT_DIR", args->checkpoint,
                   "checkpoint directory (for --dry-run also a config.json)");
   cmd->add_option("-o,--out", args->output, "the archive to write (FILE.gptoss)");
-  cmd->add_option("--attn", args->attn, "attention weight format: bf16 | fp8 (not supported yet)")
+  cmd->add_option("--attn", args->attn, "attention (qkv, out) weight format: bf16 | fp8 (E4M3, one scale per row)")
       ->capture_default_str();
   cmd->add_option("--lm-head", args->lm_head,
-                  "LM head weight format: bf16 | fp8 (not supported yet)")
+                  "LM head weight format: bf16 | fp8 (E4M3, one scale per row)")
       ->capture_default_str();
   cmd->add_option("--tokenizer", args->tokenizer,
                   "tokenizer file to embed (o200k_base.tiktoken or tokenizer.json; default: the "

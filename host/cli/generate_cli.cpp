@@ -30,6 +30,7 @@
 #include "host/error.h"
 #include "host/gpu.h"
 #include "host/interrupt.h"
+#include "host/npy.h"
 #include "host/runtime/engine.h"
 #include "host/text/harmony.h"
 #include "host/text/tokenizer.h"
@@ -52,6 +53,7 @@ struct GenerateOptions {
   bool hide_analysis = false;
   bool json = false;
   int num_tokens = 16;
+  std::string logits_out;  // .npy of every step's logits
   std::string test_fault;  // hidden test hook: "kernel:POS" or "oom:POS"
 };
 
@@ -142,7 +144,9 @@ void run_generate(const GenerateOptions& o) {
     throw Error("generate needs exactly one of -m FILE and --synthetic SHAPE",
                 "e.g. gptoss generate -m model.gptoss --tokens 1,2,3");
   }
-  Session session(o.model, sampling_params, weights_seed);
+  ModelOptions model = o.model;
+  model.keep_logits = model.keep_logits || !o.logits_out.empty();
+  Session session(model, sampling_params, weights_seed);
   const int max_context = session.max_context();
 
   // The prompt.
@@ -181,6 +185,20 @@ void run_generate(const GenerateOptions& o) {
 
   // The weights and the backend; one decode step runs `token` at `pos` and returns the next.
   session.start();
+  // --logits-out: one row per step (every prompt position, then each generated token's step), so
+  // prompt positions run the LM head too.
+  std::unique_ptr<NpyRowWriter> logits_out;
+  if (!o.logits_out.empty()) {
+    logits_out = std::make_unique<NpyRowWriter>(o.logits_out, session.config().vocab_size);
+    session.wrap_step([&logits_out, &session](StepFn inner) -> StepFn {
+      return [inner = std::move(inner), &logits_out, &session](int token, int pos, bool want) {
+        const int next = inner(token, pos, true);
+        const std::vector<float> l = session.logits();
+        logits_out->append(l.data());
+        return want ? next : -1;
+      };
+    });
+  }
   if (fault && fault->hang) {
     session.wrap_step([f = *fault, &session](StepFn inner) -> StepFn {
       return [inner = std::move(inner), f, &session](int token, int pos, bool want) {
@@ -344,6 +362,11 @@ void run_generate(const GenerateOptions& o) {
                             e.what(), pos, generated.size()),
                 e.hint(), e.remedy());
   }
+  if (logits_out) {
+    logits_out->close();
+    fmt::print(stderr, "logits: {} rows of {} float32 written to {}\n", logits_out->rows(),
+               session.config().vocab_size, o.logits_out);
+  }
   const double prefill_s = std::chrono::duration<double>(t1 - t0).count();
   const double decode_s = std::chrono::duration<double>(Clock::now() - t1).count();
   if (stopped_by_text) {
@@ -396,6 +419,8 @@ void add_generate_command(CLI::App& app) {
                 "print one JSON object: prompt and generated ids, text per channel, finish "
                 "reason, timings");
   cmd->add_option("-n", opts->num_tokens, "number of tokens to generate")->capture_default_str();
+  cmd->add_option("--logits-out", opts->logits_out,
+                  "write every step's logits to FILE.npy (float32 [steps, vocab], NumPy format)");
   // Test hook (hidden): the decode step at POS fails like a GPU kernel fault or out-of-memory.
   cmd->add_option("--test-fault", opts->test_fault)->group("");
   cmd->callback([opts, cmd] {

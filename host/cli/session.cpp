@@ -33,6 +33,11 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_option("--experts", o.experts, "expert activations: bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}))
       ->capture_default_str();
+  cmd->add_option("--attn", o.attn,
+                  "with --synthetic: attention weights bf16 (default) or fp8 (E4M3, row scales)")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
+  cmd->add_option("--lm-head", o.lm_head, "with --synthetic: LM head weights bf16 or fp8")
+      ->check(CLI::IsMember({"bf16", "fp8"}));
   cmd->add_option("--max-context", o.max_context, "KV cache capacity in positions")
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU backend threads (0: all cores)")
@@ -107,6 +112,9 @@ Session::Session(const ModelOptions& model, const sampling::SamplingParams& samp
   }
   decode_.experts = parse_expert_mode(opts_.experts);
   decode_.num_threads = opts_.threads;
+  decode_.keep_logits = opts_.keep_logits;
+  decode_.synthetic_formats = parse_weight_formats(opts_.attn.empty() ? "bf16" : opts_.attn,
+                                                   opts_.lm_head.empty() ? "bf16" : opts_.lm_head);
 
   // Backend: auto picks the GPU when one is usable.
   backend_ = opts_.backend;
@@ -123,13 +131,10 @@ Session::Session(const ModelOptions& model, const sampling::SamplingParams& samp
     archive_.emplace(MappedArchive::open(opts_.model));
     config_ = archive_->config();
     label_ = opts_.model;
-    if (backend_ == "cpu" && (archive_->formats().attn != archive::WeightFormat::kBF16 ||
-                              archive_->formats().lm_head != archive::WeightFormat::kBF16)) {
-      throw Error(fmt::format("{}: the CPU reference reads BF16 attention and LM-head weights; this "
-                              "archive has attention {} and LM head {}",
-                              opts_.model, weight_format_name(archive_->formats().attn),
-                              weight_format_name(archive_->formats().lm_head)),
-                  "convert with --attn bf16 --lm-head bf16 for the CPU backend");
+    if (!opts_.attn.empty() || !opts_.lm_head.empty()) {
+      throw Error("--attn and --lm-head choose the formats of --synthetic weights; an archive's "
+                  "formats are fixed when it is converted",
+                  "convert with gptoss convert ... --attn fp8 [--lm-head fp8]");
     }
     weights_ = archive_->weights();
   } else {
@@ -148,6 +153,12 @@ Session::Session(const ModelOptions& model, const sampling::SamplingParams& samp
 }
 
 Session::~Session() = default;
+
+std::vector<float> Session::logits() const {
+  if (cpu_) return cpu_->logits();
+  GPTOSS_CHECK(gpu_, "Session::logits: start() first");
+  return gpu_->logits();
+}
 
 std::string Session::backend_label() const {
   return cpu_ ? fmt::format("cpu, {} threads", cpu_->pool().num_threads()) : backend_;
@@ -194,7 +205,8 @@ void Session::start(bool sampling_may_change) {
     memory_ = std::make_unique<ref::MemoryModel>(
         synth_config, [&](const TensorSpec& spec, std::span<std::byte> out) {
           conv::synth_fill(synth_config, seed, spec, 0, out);
-        });
+        },
+        decode_.synthetic_formats);
     weights_ = memory_->weights();
     fmt::print(stderr, "{} generated in host memory in {:.1f} s\n", label_,
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
@@ -215,7 +227,7 @@ void Session::start(bool sampling_may_change) {
     };
   } else {
     DecodeOptions d = decode_;
-    d.keep_logits = !start_greedy;  // the device sampler reads them
+    d.keep_logits = d.keep_logits || !start_greedy;  // the device sampler reads them
     gpu_ = memory_ || archive_ ? std::make_unique<GpuEngine>(weights_, d)
                                : std::make_unique<GpuEngine>(config_, weights_seed_, d);
     if (!start_greedy) gpu_sampler_ = std::make_unique<GpuSampler>(config_.vocab_size);

@@ -43,6 +43,8 @@ struct ModelOptions {
   std::string experts = "bf16";
   int max_context = 4096;
   int threads = 0;
+  std::string attn, lm_head;  // --synthetic: stored formats of attention / LM head (empty = bf16)
+  bool keep_logits = false;   // not an option: generate --logits-out sets it
 };
 
 // The sampling options (--temp, --top-k, --top-p, --min-p, --seed) as given.
@@ -54,7 +56,8 @@ struct SamplingOptions {
   std::optional<uint64_t> seed;
 };
 
-// Adds -m, --synthetic, --weights-seed, --backend, --experts, --max-context, --threads.
+// Adds -m, --synthetic, --weights-seed, --backend, --experts, --attn, --lm-head, --max-context,
+// --threads.
 void add_model_options(CLI::App* cmd, ModelOptions& o);
 // Adds --temp (default `default_temp`), --top-k, --top-p, --min-p and --seed.
 void add_sampling_options(CLI::App* cmd, SamplingOptions& o, float default_temp);
@@ -101,6 +104,9 @@ class Session {
   // start(true), or the same greediness as before.
   void set_sampling(const sampling::SamplingParams& params);
   GpuEngine* gpu_engine() { return gpu_.get(); }
+  // The last full step's logits (the CPU reference's, or the GPU engine's when it keeps them:
+  // ModelOptions::keep_logits or sampling).
+  std::vector<float> logits() const;
 
   // Runs `token` at `pos` and returns the next token (sampled); with !want_next (a prompt
   // position before the last) it skips the LM head and returns -1. Positions run in order; a step at an earlier

@@ -109,6 +109,13 @@ Reference::Reference(const ModelWeights& weights, DecodeOptions options)
   GPTOSS_CHECK(w_.embed && w_.final_norm && w_.lm_head &&
                    static_cast<int>(w_.layers.size()) == c.num_layers,
                "reference: the weights view is not bound for this config");
+  const bool attn_fp8 = w_.formats.attn == archive::WeightFormat::kFP8;
+  for (const LayerWeights& L : w_.layers) {
+    GPTOSS_CHECK((L.qkv_scale != nullptr) == attn_fp8 && (L.out_scale != nullptr) == attn_fp8,
+                 "reference: attention scales do not match the attention format");
+  }
+  GPTOSS_CHECK((w_.lm_head_scale != nullptr) == (w_.formats.lm_head == archive::WeightFormat::kFP8),
+               "reference: the LM-head scale does not match the LM-head format");
   layers_.resize(sz(c.num_layers));
   for (auto& b : layers_) b.resize(c);
   t_final_.assign(sz(c.hidden), 0);
@@ -139,7 +146,8 @@ void Reference::norm_qkv_rope(int layer, int pos, LayerBuffers& b) {
   std::vector<float> qkv(sz(c.qkv_dim()));
   pool_.parallel_for(qkv.size(), [&](size_t begin, size_t end) {
     for (size_t r = begin; r < end; ++r) {
-      qkv[r] = dot_bf16(L.qkv_weight + r * sz(H), t.data(), H) + bf16_to_float(L.qkv_bias[r]);
+      qkv[r] = dense_row_dot(L.qkv_weight, L.qkv_scale, r, t.data(), H) +
+               bf16_to_float(L.qkv_bias[r]);
     }
   });
   std::vector<float> cos(sz(rope_.num_pairs())), sin(sz(rope_.num_pairs()));
@@ -197,7 +205,8 @@ void Reference::out_proj(int layer, LayerBuffers& b) {
   const int Q = c.q_dim();
   pool_.parallel_for(sz(c.hidden), [&](size_t begin, size_t end) {
     for (size_t n = begin; n < end; ++n) {
-      const float o = dot_bf16(L.out_weight + n * sz(Q), a.data(), Q) + bf16_to_float(L.out_bias[n]);
+      const float o = dense_row_dot(L.out_weight, L.out_scale, n, a.data(), Q) +
+                      bf16_to_float(L.out_bias[n]);
       b.x_attn[n] = b.x_in[n] + o;
     }
   });
@@ -309,7 +318,7 @@ int Reference::step(int token) {
   t_final_f_ = to_float(t_final_);
   pool_.parallel_for(sz(c.vocab_size), [&](size_t begin, size_t end) {
     for (size_t v = begin; v < end; ++v) {
-      logits_[v] = dot_bf16(w_.lm_head + v * H, t_final_f_.data(), c.hidden);
+      logits_[v] = dense_row_dot(w_.lm_head, w_.lm_head_scale, v, t_final_f_.data(), c.hidden);
     }
   });
   ++pos_;

@@ -4,22 +4,41 @@
 #include <cstring>
 
 #include "host/error.h"
+#include "host/fp8_weights.h"
 #include "host/numeric.h"
 
 namespace gptoss::ref {
 
-MemoryModel::MemoryModel(const ModelConfig& config, const TensorFiller& fill) {
+MemoryModel::MemoryModel(const ModelConfig& config, const TensorFiller& fill,
+                         const WeightFormats& formats) {
   config.validate();
-  for (const TensorSpec& spec : canonical_tensors(config)) {
-    const size_t n = spec.num_bytes();
+  auto add = [&](const std::string& name, size_t n) {
     auto buf = std::make_unique<std::byte[]>(n);  // operator new: aligned for any element type
-    fill(spec, std::span<std::byte>(buf.get(), n));
-    sizes_[spec.name] = n;
-    data_[spec.name] = std::move(buf);
+    std::byte* p = buf.get();
+    sizes_[name] = n;
+    data_[name] = std::move(buf);
+    return p;
+  };
+  for (const TensorSpec& spec : archive_tensors(config, formats)) {
+    std::string source;
+    if (!fp8_quantized_from(spec, &source)) {
+      fill(spec, std::span<std::byte>(add(spec.name, spec.num_bytes()), spec.num_bytes()));
+      continue;
+    }
+    if (spec.dtype != DType::kF8E4M3) continue;  // the scales: written with their weight
+    // The canonical BF16 tensor, quantized row by row into the codes and "<name>_scale".
+    const TensorSpec canonical{spec.name, DType::kBF16, spec.shape};
+    std::vector<bf16_bits> bf16(canonical.num_elements());
+    fill(canonical, std::as_writable_bytes(std::span(bf16)));
+    const int64_t rows = spec.shape.at(0), cols = spec.shape.at(1);
+    auto* codes = reinterpret_cast<uint8_t*>(add(spec.name, spec.num_bytes()));
+    auto* scales = reinterpret_cast<float*>(
+        add(spec.name + std::string(archive::kScaleSuffix), size_t(rows) * sizeof(float)));
+    quantize_rows_fp8(bf16.data(), rows, cols, codes, scales);
   }
-  weights_ = bind_weights(config, [this](const TensorSpec& spec) {
-    return std::span<const std::byte>(tensor(spec.name));
-  });
+  weights_ = bind_weights(
+      config, [this](const TensorSpec& spec) { return std::span<const std::byte>(tensor(spec.name)); },
+      formats);
 }
 
 std::span<std::byte> MemoryModel::tensor(std::string_view name) {

@@ -1,4 +1,4 @@
-// memory_model.h — a model whose canonical tensors live in host memory: the weights source for
+// memory_model.h — a model whose tensors (canonical, or FP8-quantized from them) live in host memory: the weights source for
 // reference tests and benchmarks that do not go through a file. A filler writes each canonical
 // tensor's bytes; random_filler() gives small, well-scaled random weights for tests (not the
 // `gptoss synth` generator, whose output is the one that must match the GPU's).
@@ -23,13 +23,16 @@ using TensorFiller = std::function<void(const TensorSpec& spec, std::span<std::b
 
 class MemoryModel {
  public:
-  MemoryModel(const ModelConfig& config, const TensorFiller& fill);
+  // `fill` writes canonical (BF16) tensors; with FP8 formats the FP8 weights are quantized from
+  // them (host/fp8_weights.h), so the model holds archive_tensors(config, formats) as an archive
+  // converted with the same formats would.
+  MemoryModel(const ModelConfig& config, const TensorFiller& fill, const WeightFormats& formats = {});
   MemoryModel(const MemoryModel&) = delete;
   MemoryModel& operator=(const MemoryModel&) = delete;
 
   const ModelWeights& weights() const { return weights_; }
   const ModelConfig& config() const { return weights_.config; }
-  // The bytes of one canonical tensor, writable (tests poke single weights). Throws if absent.
+  // The bytes of one archive tensor (canonical name, or "<weight>_scale"), writable (tests poke single weights). Throws if absent.
   std::span<std::byte> tensor(std::string_view canonical_name);
 
  private:

@@ -8,6 +8,7 @@
 #include <numeric>
 
 #include "host/error.h"
+#include "model/fp8_rows.h"
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define GPTOSS_REF_X86 1
@@ -265,6 +266,41 @@ void quantize_fp8_blocks(uint8_t* codes, uint8_t* scales, float* dequant, const 
       dequant[g * kBlock + j] = std::ldexp(fp8_e4m3_to_float(c), e);
     }
   }
+}
+
+namespace {
+
+const std::array<float, 256>& e4m3_table() {
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int c = 0; c < 256; ++c) t[size_t(c)] = fp8::e4m3_to_float(uint8_t(c));
+    return t;
+  }();
+  return table;
+}
+
+}  // namespace
+
+float dot_e4m3(const uint8_t* codes, const float* x, int n) {
+  const auto& lut = e4m3_table();
+  constexpr int kLanes = 16;
+  float acc[kLanes] = {};
+  int k = 0;
+  for (; k + kLanes <= n; k += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += lut[codes[k + j]] * x[k + j];
+  }
+  for (int j = 0; k < n; ++k, ++j) acc[j] += lut[codes[k]] * x[k];
+  for (int width = kLanes / 2; width > 0; width /= 2) {
+    for (int j = 0; j < width; ++j) acc[j] += acc[j + width];
+  }
+  return acc[0];
+}
+
+float dense_row_dot(const void* weight, const float* scales, size_t row, const float* x, int n) {
+  if (scales == nullptr) {
+    return dot_bf16(static_cast<const bf16_bits*>(weight) + row * size_t(n), x, n);
+  }
+  return scales[row] * dot_e4m3(static_cast<const uint8_t*>(weight) + row * size_t(n), x, n);
 }
 
 }  // namespace gptoss::ref

@@ -49,6 +49,15 @@ void rmsnorm_bf16(bf16_bits* out, const float* x, const bf16_bits* gain, int n, 
 // pairwise at the end: a fixed order, so the result does not depend on threads or the machine.
 float dot_bf16(const bf16_bits* w, const float* x, int n);
 
+// sum_k e4m3(codes[k]) * x[k] in FP32 (16 interleaved partial sums, then a fixed tree, like
+// dot_bf16_scalar); the caller multiplies by the row scale (model/fp8_rows.h).
+float dot_e4m3(const uint8_t* codes, const float* x, int n);
+
+// One row of a dense weight in either stored format: BF16 (scales == null): dot_bf16(w_row, x);
+// E4M3 codes with per-row scales: scales[row] * dot_e4m3(codes_row, x). The QKV, out
+// projection and LM head GEMVs all go through it.
+float dense_row_dot(const void* weight, const float* scales, size_t row, const float* x, int n);
+
 // sum_k w_k x_k for one MXFP4 row (n % 32 == 0): per 32-block the FP32 sum of fp4 * x (8 partial
 // sums, reduced pairwise), times the block's 2^(s - 127), accumulated over blocks in order.
 float dot_mxfp4(const uint8_t* row_blocks, const uint8_t* row_scales, const float* x, int n);

@@ -63,8 +63,9 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   gpu::require_hopper(dev);
   grid_ = megakernel_grid_size();
 
+  formats_ = host_weights ? host_weights->formats : opts_.synthetic_formats;
   // Plan every allocation first, so a too-small GPU is reported before anything is uploaded.
-  const std::vector<TensorSpec> specs = canonical_tensors(c);
+  const std::vector<TensorSpec> specs = archive_tensors(c, formats_);
   uint64_t weight_bytes = 0;
   for (const TensorSpec& s : specs) weight_bytes += align_up(s.num_bytes());
   // At most 16 splits per KV head (the megakernel merges them in shared memory).
@@ -111,21 +112,22 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     }
   }
   if (!host_weights) {
-    for (size_t i = 0; i < specs.size(); ++i) {
-      synth_fill_device(const_cast<void*>(dev_ptr[i]), c, synthetic_seed, specs[i]);
-    }
+    std::vector<void*> dst(dev_ptr.size());
+    for (size_t i = 0; i < dst.size(); ++i) dst[i] = const_cast<void*>(dev_ptr[i]);
+    synth_fill_device_all(dst, c, synthetic_seed, formats_);
     gpu::synchronize();
   } else {
     const ModelWeights& w = *host_weights;
     std::vector<const void*> host;
     host.reserve(specs.size());
-    // canonical_tensors() order: the tensor table's (visit_layer_tensors, host/tensor_spec.h).
+    // archive_tensors() order: the tensor table's (visit_layer_tensors, host/tensor_spec.h).
     host.push_back(w.embed);
     for (const LayerWeights& L : w.layers) {
-      visit_layer_tensors(L, [&](LayerTensor, const void* p) { host.push_back(p); });
+      visit_layer_tensors(L, formats_.attn, [&](LayerTensor, const void* p) { host.push_back(p); });
     }
     host.push_back(w.final_norm);
     host.push_back(w.lm_head);
+    if (formats_.lm_head == archive::WeightFormat::kFP8) host.push_back(w.lm_head_scale);
     GPTOSS_CHECK(host.size() == specs.size(), "internal: {} weight pointers for {} tensors",
                  host.size(), specs.size());
     // From the weights' memory map (for an archive: measured faster than pread of the file both
@@ -164,7 +166,8 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
   layers_host_.resize(size_t(c.num_layers));
   for (int l = 0; l < c.num_layers; ++l) {
     mk::LayerArgs& L = layers_host_[size_t(l)];
-    visit_layer_tensors(L, [&](LayerTensor, auto& field) {  // the canonical order, as uploaded
+    L = mk::LayerArgs{};  // the scale fields stay null for bf16 attention
+    visit_layer_tensors(L, formats_.attn, [&](LayerTensor, auto& field) {  // the canonical order, as uploaded
       field = static_cast<std::remove_reference_t<decltype(field)>>(dev_ptr[idx++]);
     });
     L.sliding = c.is_sliding(l) ? 1 : 0;
@@ -174,7 +177,11 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
     L.v_cache = static_cast<uint16_t*>(alloc(kv, "KV cache"));
   }
   a.final_norm = static_cast<const uint16_t*>(dev_ptr[idx++]);
-  a.lm_head = static_cast<const uint16_t*>(dev_ptr[idx++]);
+  a.lm_head = dev_ptr[idx++];
+  a.lm_head_scale = formats_.lm_head == archive::WeightFormat::kFP8
+                        ? static_cast<const float*>(dev_ptr[idx++])
+                        : nullptr;
+  GPTOSS_CHECK(idx == dev_ptr.size(), "internal: {} of {} weight pointers bound", idx, dev_ptr.size());
   auto* layers_dev = static_cast<mk::LayerArgs*>(alloc(sizeof(mk::LayerArgs) * c.num_layers, "layer table"));
   gpu::copy_to_device(layers_dev, layers_host_.data(), sizeof(mk::LayerArgs) * c.num_layers);
   a.layers = layers_dev;
@@ -389,7 +396,7 @@ std::vector<uint16_t> GpuEngine::read_kv(int layer, int pos, bool value) const {
 }
 
 std::vector<uint64_t> GpuEngine::weight_hashes() const {
-  const std::vector<TensorSpec> specs = canonical_tensors(config_);
+  const std::vector<TensorSpec> specs = archive_tensors(config_, formats_);
   std::vector<uint64_t> out(specs.size());
   for (size_t i = 0; i < specs.size(); ++i) out[i] = device_xxh64(weight_ptrs_[i], specs[i].num_bytes());
   return out;

@@ -37,6 +37,9 @@ class GpuEngine {
   int grid_size() const { return grid_; }
   int max_context() const { return opts_.max_context; }
   ExpertMode expert_mode() const { return opts_.experts; }
+  // The stored formats of the weights on the device (the view's, or DecodeOptions::
+  // synthetic_formats for --synthetic).
+  const WeightFormats& formats() const { return formats_; }
   // The expert path of the following steps (bench: both paths timed on one upload).
   void set_expert_mode(ExpertMode mode);
 
@@ -68,7 +71,7 @@ class GpuEngine {
   std::vector<uint16_t> read_kv(int layer, int pos, bool value) const;
   // Overwrites K and V of one layer at one position (tests feed the reference's cache).
   void write_kv(int layer, int pos, const uint16_t* k, const uint16_t* v);
-  // XXH64 of every canonical tensor as stored on the device (canonical_tensors() order).
+  // XXH64 of every tensor as stored on the device (archive_tensors(config, formats()) order).
   std::vector<uint64_t> weight_hashes() const;
   // Profiling: record the phase timeline in every following step (MegakernelArgs::phase_times)
   // and read the last step's, in nanoseconds: [0] start, [1 + layer * kNumPhases + phase] after
@@ -100,6 +103,7 @@ class GpuEngine {
   void check_control();
 
   ModelConfig config_;
+  WeightFormats formats_;
   DecodeOptions opts_;  // max_context resolved (never 0)
   int grid_ = 0;
   UploadStats upload_stats_;

@@ -9,6 +9,7 @@
 
 // platform.cuh first: the vendor runtime (__host__ __device__, launches) that synth_gen.h assumes.
 #include "device_ops/platform.cuh"
+#include "model/fp8_rows.h"
 #include "model/synth_gen.h"
 #include "host/gpu.h"  // GpuError, copy_to_host, check_launch
 
@@ -36,7 +37,42 @@ __global__ void synth_scales_kernel(uint8_t* out, uint64_t n, uint64_t key, uint
   }
 }
 
+// One CTA per row: the row maximum, then the codes (model/fp8_rows.h, the converter's rule).
+__global__ void quantize_rows_fp8_kernel(const uint16_t* w, int64_t rows, int64_t cols,
+                                         uint8_t* codes, float* scales) {
+  __shared__ float warp_max[32];
+  for (int64_t r = blockIdx.x; r < rows; r += gridDim.x) {
+    const uint16_t* row = w + r * cols;
+    float amax = 0.0f;
+    for (int64_t k = threadIdx.x; k < cols; k += blockDim.x) {
+      const float a = fp8::bf16_abs(row[k]);
+      if (a > amax) amax = a;  // NaN never wins, as on the host
+    }
+    for (int o = 16; o > 0; o >>= 1) {
+      const float other = __shfl_xor_sync(0xffffffffu, amax, o);
+      if (other > amax) amax = other;
+    }
+    if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = amax;
+    __syncthreads();
+    amax = 0.0f;
+    for (int i = 0; i < int(blockDim.x >> 5); ++i) amax = warp_max[i] > amax ? warp_max[i] : amax;
+    const float scale = fp8::row_scale(amax);
+    if (threadIdx.x == 0) scales[r] = scale;
+    for (int64_t k = threadIdx.x; k < cols; k += blockDim.x) {
+      codes[r * cols + k] = fp8::quantize(fp8::bf16_value(row[k]), scale);
+    }
+    __syncthreads();  // warp_max is reused by the next row
+  }
+}
+
 }  // namespace
+
+void quantize_rows_fp8_device(const uint16_t* bf16, int64_t rows, int64_t cols, uint8_t* codes,
+                              float* scales) {
+  const int blocks = int(rows < 65536 ? rows : 65536);
+  quantize_rows_fp8_kernel<<<blocks, 256>>>(bf16, rows, cols, codes, scales);
+  gpu::check_launch("FP8 weight quantization");
+}
 
 // Device launches for synth_gpu.cpp (which resolves the tensor's generator parameters with the
 // C++20 host code); this file stays C++17.

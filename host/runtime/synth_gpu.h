@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <vector>
 
 #include "host/model_config.h"
 #include "host/runtime/synth_gpu_launch.h"
@@ -13,5 +14,11 @@ namespace gptoss {
 
 // Fills `dst` (device memory, spec.num_bytes()) with canonical tensor `spec` for `seed`.
 void synth_fill_device(void* dst, const ModelConfig& config, uint64_t seed, const TensorSpec& spec);
+
+// Fills every tensor of archive_tensors(config, formats) (dst[i] for tensor i): canonical tensors
+// as above, FP8 weights quantized on the device from their BF16 canonical tensor (a temporary
+// buffer), bit-identical to `gptoss synth` + `convert` with the same formats.
+void synth_fill_device_all(const std::vector<void*>& dst, const ModelConfig& config, uint64_t seed,
+                           const WeightFormats& formats);
 
 }  // namespace gptoss

@@ -11,6 +11,11 @@ namespace gptoss {
 void synth_launch_device(void* dst, int family, uint64_t count, uint64_t key, uint32_t scale_base,
                          bool is_norm, int shift);
 
+// Quantizes a BF16 [rows, cols] device matrix into E4M3 codes and per-row scales
+// (model/fp8_rows.h; bit-identical to host/fp8_weights.h's quantize_rows_fp8).
+void quantize_rows_fp8_device(const uint16_t* bf16, int64_t rows, int64_t cols, uint8_t* codes,
+                              float* scales);
+
 // XXH64 of a device buffer's bytes (copied back in chunks): the bit-identity check of
 // --synthetic against an uploaded archive.
 uint64_t device_xxh64(const void* src, uint64_t bytes);

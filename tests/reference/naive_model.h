@@ -45,7 +45,7 @@ class NaiveModel {
     final_t_ = rmsnorm(x, w_.final_norm);
     const std::vector<double> t = tf ? to_double(tf->final_t()) : final_t_;
     std::vector<double> logits(static_cast<size_t>(c_.vocab_size));
-    for (int v = 0; v < c_.vocab_size; ++v) logits[v] = matvec_row(w_.lm_head, v, H, t);
+    for (int v = 0; v < c_.vocab_size; ++v) logits[v] = matvec_row(static_cast<const bf16_bits*>(w_.lm_head), v, H, t);
     ++pos_;
     return logits;
   }
@@ -148,7 +148,7 @@ class NaiveModel {
     const std::vector<double> t_attn = tf ? to_double(tf->t_attn) : o.t_attn;
     o.qkv.assign(static_cast<size_t>(c_.qkv_dim()), 0);
     for (int i = 0; i < c_.qkv_dim(); ++i) {
-      o.qkv[i] = matvec_row(L.qkv_weight, i, H, t_attn) + bf16_to_float(L.qkv_bias[i]);
+      o.qkv[i] = matvec_row(static_cast<const bf16_bits*>(L.qkv_weight), i, H, t_attn) + bf16_to_float(L.qkv_bias[i]);
     }
     for (int h = 0; h < c_.num_heads + c_.num_kv_heads; ++h) rope(&o.qkv[size_t(h) * hd], pos_);
     for (double& v : o.qkv) v = r(v);
@@ -183,7 +183,7 @@ class NaiveModel {
     const std::vector<double> attn = tf ? to_double(tf->attn) : o.attn;
     o.x_attn = x;
     for (int n = 0; n < H; ++n) {
-      o.x_attn[n] += matvec_row(L.out_weight, n, Q, attn) + bf16_to_float(L.out_bias[n]);
+      o.x_attn[n] += matvec_row(static_cast<const bf16_bits*>(L.out_weight), n, Q, attn) + bf16_to_float(L.out_bias[n]);
     }
     const std::vector<double> x_attn = tf ? to_double(tf->x_attn) : o.x_attn;
     o.t_mlp = rmsnorm(x_attn, L.mlp_norm);
