@@ -49,7 +49,7 @@ __global__ void quantize_rows_fp8_kernel(const uint16_t* w, int64_t rows, int64_
       if (a > amax) amax = a;  // NaN never wins, as on the host
     }
     for (int o = 16; o > 0; o >>= 1) {
-      const float other = __shfl_xor_sync(0xffffffffu, amax, o);
+      const float other = dev::shfl_xor(amax, o);  // platform.cuh: CUDA and HIP
       if (other > amax) amax = other;
     }
     if ((threadIdx.x & 31) == 0) warp_max[threadIdx.x >> 5] = amax;
