@@ -15,14 +15,15 @@ set(allowed_host/text "host;model")
 set(allowed_host/sampling "host;model")
 set(allowed_megakernel "device_ops;model")
 set(allowed_host/reference "host;model;megakernel")
-set(allowed_host/runtime "host;model;device_ops;megakernel;host/sampling")
+set(allowed_prefill "host;device_ops;model;megakernel")
+set(allowed_host/runtime "host;model;device_ops;megakernel;prefill;host/sampling")
 set(allowed_converter "host;host/archive;model")
 # bench/bench_<op>.cu reuse the tests' harness and references (STYLE.md F).
 set(allowed_bench "host;host/archive;host/text;host/reference;host/runtime;megakernel;model;device_ops;tests;tests/reference")
 set(allowed_host/cli "host;host/archive;host/text;host/sampling;host/reference;host/runtime;converter;bench;megakernel;model;device_ops;host/server")
 # host/server/ (gptoss serve) is part of the CLI layer and library: it stands on host/cli/session.
 set(allowed_host/server "host;host/text;host/sampling;host/cli;model")
-set(layers model device_ops host host/archive host/text host/sampling megakernel host/reference host/runtime
+set(layers model device_ops host host/archive host/text host/sampling megakernel prefill host/reference host/runtime
            converter bench host/cli host/server)
 
 set(violations "")

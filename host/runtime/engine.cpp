@@ -16,6 +16,7 @@
 #include "host/runtime/synth_gpu.h"
 #include "megakernel/megakernel.h"
 #include "megakernel/phases.h"
+#include "prefill/prefill.h"
 
 namespace gptoss {
 namespace {
@@ -235,6 +236,7 @@ void GpuEngine::init(const ModelWeights* host_weights, uint64_t synthetic_seed) 
 }
 
 GpuEngine::~GpuEngine() {
+  gpu::device_free(prefill_scratch_);
   for (void* p : allocations_) gpu::device_free(p);
   gpu::pinned_free(hang_report_);
 }
@@ -323,6 +325,104 @@ void GpuEngine::advance(int token, int pos) {
   args_.phase_mask = mask;
 }
 
+template <typename T>
+static std::vector<T> read_buffer(const T* p, size_t n) {
+  std::vector<T> out(n);
+  gpu::copy_to_host(out.data(), p, n * sizeof(T));
+  return out;
+}
+
+static prefill::PrefillDims prefill_dims(const ModelConfig& c) {
+  prefill::PrefillDims d{};
+  d.num_layers = c.num_layers;
+  d.hidden = c.hidden;
+  d.num_heads = c.num_heads;
+  d.num_kv_heads = c.num_kv_heads;
+  d.head_dim = c.head_dim;
+  d.num_experts = c.num_experts;
+  d.experts_per_token = c.experts_per_token;
+  d.intermediate = c.intermediate;
+  d.sliding_window = c.sliding_window;
+  d.rms_norm_eps = c.rms_norm_eps;
+  d.swiglu_limit = c.swiglu_limit;
+  return d;
+}
+
+void GpuEngine::set_prefill_chunk_tokens(int tokens) {
+  GPTOSS_CHECK(tokens >= 1, "prefill chunk of {} tokens", tokens);
+  if (tokens == prefill_chunk_) return;
+  gpu::device_free(prefill_scratch_);
+  prefill_scratch_ = nullptr;
+  prefill_chunk_ = tokens;
+}
+
+void GpuEngine::prefill(const int* tokens, int count, int first_pos) {
+  if (count <= 0) return;
+  if (first_pos < 0 || int64_t(first_pos) + count > opts_.max_context) {
+    throw Error(fmt::format("positions {} to {} are outside the context of {} tokens", first_pos,
+                            int64_t(first_pos) + count - 1, opts_.max_context),
+                "raise the context length", Remedy::kRaiseContext);
+  }
+  for (int i = 0; i < count; ++i) {
+    if (tokens[i] < 0 || tokens[i] >= config_.vocab_size) {
+      throw Error(fmt::format("token id {} is outside the vocabulary (0..{})", tokens[i],
+                              config_.vocab_size - 1));
+    }
+  }
+  const prefill::PrefillDims d = prefill_dims(config_);
+  if (const std::string why = prefill::prefill_shape_problem(d); !why.empty()) {
+    throw Error(fmt::format("the batched prefill does not support this model: {}", why),
+                "use --prefill decode");
+  }
+  const uint64_t bytes = prefill::prefill_scratch_bytes(d, prefill_chunk_);
+  if (!prefill_scratch_) {
+    const gpu::DeviceInfo dev = gpu::device_info();
+    const uint64_t reserve = 256ull << 20;  // kernel images, fragmentation
+    if (bytes + reserve > dev.free_bytes) {
+      throw gpu::GpuError(
+          fmt::format("not enough GPU memory for the batched prefill's buffers: {:.2f} GiB (chunks "
+                      "of {} tokens) > {:.2f} GiB free",
+                      bytes / 1073741824.0, prefill_chunk_, dev.free_bytes / 1073741824.0),
+          "use --prefill decode (the per-token path), or lower the context length",
+          Remedy::kLowerContext);
+    }
+    prefill_scratch_ = gpu::device_alloc(bytes, "prefill buffers");
+  }
+  const prefill::PrefillScratch scratch =
+      prefill::carve_prefill_scratch(prefill_scratch_, d, prefill_chunk_);
+  const prefill::PrefillModel model{layers_host_.data(), args_.embed, args_.rope_table,
+                                    args_.experts_fp8};
+  if (!events_) events_ = std::make_unique<EventPair>();
+  std::vector<int32_t> chunk_tokens;
+  events_->timer.start();
+  for (int done = 0; done < count; done += prefill_chunk_) {
+    const int n = std::min(prefill_chunk_, count - done);
+    chunk_tokens.assign(tokens + done, tokens + done + n);
+    // Synchronous copy: the previous chunk's kernels, which read scratch.tokens, are done first.
+    gpu::copy_to_device(scratch.tokens, chunk_tokens.data(), sizeof(int32_t) * size_t(n));
+    prefill::prefill_chunk(d, model, scratch, n, first_pos + done);
+  }
+  events_->timer.stop();
+  gpu::synchronize();
+  last_prefill_ms_ = events_->timer.elapsed_ms();
+}
+
+int GpuEngine::kv_capacity(int layer) const { return layers_host_.at(size_t(layer)).kv_capacity; }
+
+std::vector<uint16_t> GpuEngine::read_kv_cache(int layer, bool value) const {
+  const mk::LayerArgs& L = layers_host_.at(size_t(layer));
+  return read_buffer<uint16_t>(value ? L.v_cache : L.k_cache,
+                               size_t(config_.num_kv_heads) * L.kv_capacity * config_.head_dim);
+}
+
+void GpuEngine::poison_kv_cache() {
+  for (const mk::LayerArgs& L : layers_host_) {
+    const size_t bytes = size_t(config_.num_kv_heads) * L.kv_capacity * config_.head_dim * sizeof(uint16_t);
+    gpu::memset_device(L.k_cache, 0xff, bytes);
+    gpu::memset_device(L.v_cache, 0xff, bytes);
+  }
+}
+
 void GpuEngine::run_partial(int token, int pos, int stop_layer, int stop_phase, int start_layer,
                             const std::vector<float>* x_in) {
   if (start_layer > 0) {
@@ -344,12 +444,6 @@ std::vector<float> GpuEngine::logits() const {
   return out;
 }
 
-template <typename T>
-static std::vector<T> read_buffer(const T* p, size_t n) {
-  std::vector<T> out(n);
-  gpu::copy_to_host(out.data(), p, n * sizeof(T));
-  return out;
-}
 
 std::vector<float> GpuEngine::read_x() const { return read_buffer(args_.x, size_t(config_.hidden)); }
 std::vector<uint16_t> GpuEngine::read_qkv() const {
@@ -452,6 +546,11 @@ std::vector<uint64_t> GpuEngine::read_phase_times() const { return {}; }
 std::vector<uint16_t> GpuEngine::read_kv(int, int, bool) const { return {}; }
 void GpuEngine::write_kv(int, int, const uint16_t*, const uint16_t*) {}
 void GpuEngine::launch(int, int) {}
+void GpuEngine::prefill(const int*, int, int) {}
+void GpuEngine::set_prefill_chunk_tokens(int) {}
+std::vector<uint16_t> GpuEngine::read_kv_cache(int, bool) const { return {}; }
+int GpuEngine::kv_capacity(int) const { return 0; }
+void GpuEngine::poison_kv_cache() {}
 void GpuEngine::check_control() {}
 }  // namespace gptoss
 

@@ -50,6 +50,21 @@ class GpuEngine {
   // head: a prompt position whose next token nobody reads (the LM head is ~9-13% of a step).
   // logits() keeps the last step()'s values.
   void advance(int token, int pos);
+  // Batched prefill (prefill/prefill.h): tokens[0, count) at positions [first_pos, first_pos +
+  // count) through every layer with the prefill kernels, in chunks of prefill_chunk_tokens(),
+  // leaving the KV cache as advance() would (up to the BF16 rounding of differently ordered FP32
+  // sums: tests/gpu_test_prefill.cpp). No LM head: callers run the last prompt token with step().
+  // Positions before first_pos must be in the cache already. The scratch buffers are allocated on
+  // the first call (a clear error when the GPU lacks the memory: use --prefill decode).
+  void prefill(const int* tokens, int count, int first_pos);
+  // Tokens per prefill chunk (kPrefillChunk by default); tests lower it to cross chunk edges on
+  // short prompts. Frees the scratch of the old size.
+  void set_prefill_chunk_tokens(int tokens);
+  int prefill_chunk_tokens() const { return prefill_chunk_; }
+  static constexpr int kPrefillChunk = 1024;
+  // Device time of the last prefill() in milliseconds.
+  float last_prefill_ms() const { return last_prefill_ms_; }
+
   // Logits of the last step (requires keep_logits); copied to the host.
   std::vector<float> logits() const;
   // The same in device memory [vocab_size] (the GPU sampler reads them there); nullptr without
@@ -69,6 +84,12 @@ class GpuEngine {
   std::vector<int32_t> read_experts() const;
   // K and V of one layer at one position: [num_kv_heads * head_dim] each.
   std::vector<uint16_t> read_kv(int layer, int pos, bool value) const;
+  // One layer's whole K (or V) cache [num_kv_heads, kv_capacity(layer), head_dim] (tests).
+  std::vector<uint16_t> read_kv_cache(int layer, bool value) const;
+  int kv_capacity(int layer) const;
+  // Tests: every KV cache slot set to the BF16 NaN pattern 0xffff, so a slot a path should have
+  // written but did not shows up as NaN.
+  void poison_kv_cache();
   // Overwrites K and V of one layer at one position (tests feed the reference's cache).
   void write_kv(int layer, int pos, const uint16_t* k, const uint16_t* v);
   // XXH64 of every tensor as stored on the device (archive_tensors(config, formats()) order).
@@ -112,6 +133,9 @@ class GpuEngine {
   std::vector<void*> allocations_;  // freed in the destructor
   std::vector<const void*> weight_ptrs_;  // device pointer per canonical tensor
   float last_kernel_ms_ = 0;
+  float last_prefill_ms_ = 0;
+  int prefill_chunk_ = kPrefillChunk;
+  void* prefill_scratch_ = nullptr;  // prefill scratch for prefill_chunk_ tokens (lazily)
   HangReport* hang_report_ = nullptr;  // mapped pinned memory: readable after the trap it reports
   std::unique_ptr<class EventPair> events_;
 };
