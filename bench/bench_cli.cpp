@@ -1,7 +1,8 @@
 // bench_cli.cpp — `gptoss bench tpot`: time per output token of the megakernel at batch 1,
 // against the floor measured in the same process (bytes a token must read / streaming-read
-// bandwidth). Fills the KV cache by a real prefill of random tokens (one decode step per
-// position), warms up, then times at least 100 decode steps with device events.
+// bandwidth). Fills the KV cache by a real prefill of random tokens (the batched prefill; --prefill
+// decode: one decode step per position), warms up, then times at least 100 decode steps with
+// device events.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -19,6 +20,7 @@
 #include "bench/bench_cli.h"
 #include "bench/bytes_per_token.h"
 #include "bench/bench_load.h"
+#include "bench/bench_prefill.h"
 #include "bench/sweep.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
@@ -42,6 +44,7 @@ struct TpotOptions {
   std::vector<std::string> experts = {"bf16"};
   std::string attn = "bf16", lm_head = "bf16";  // --synthetic: stored weight formats
   std::vector<int> contexts = {1024};
+  std::string prefill = "batched";  // how the KV cache is filled: batched or decode
   int num_tokens = 128;
   int warmup = 16;
   bool json = false;
@@ -211,9 +214,15 @@ void run_tpot(const TpotOptions& o) {
              "experts", "median_ms", "p10_ms", "p90_ms", "tok/s", "MB/token", "GB/s", "floor_ms",
              "ratio");
   for (int ctx : contexts) {
-    // Prefill: one decode step per random token until the cache holds ctx positions (without
-    // the LM head: nobody reads those positions' next tokens).
+    // Prefill: random tokens until the cache holds ctx positions, batched or one decode step
+    // each (without the LM head: nobody reads those positions' next tokens).
     const auto t0 = std::chrono::steady_clock::now();
+    if (o.prefill == "batched" && pos < ctx) {
+      std::vector<int> fill(size_t(ctx - pos));
+      for (int& t : fill) t = random_token();
+      engine->prefill(fill.data(), int(fill.size()), pos);
+      pos = ctx;
+    }
     while (pos < ctx) {
       engine->advance(random_token(), pos++);
       if (pos % 4096 == 0) {
@@ -304,7 +313,8 @@ std::vector<ExpertMode> parse_experts_flag(const std::vector<std::string>& names
 void add_bench_command(CLI::App& app) {
   CLI::App* bench = app.add_subcommand(
       "bench", "benchmarks (tpot: time per output token vs the floor; sweep: TTFT/TPOT/E2E over ISL:OSL; "
-      "load: archive -> GPU upload rate; accuracy: BF16 vs FP8 paths)");
+      "prefill: TTFT and prefill tokens/s per prompt length; load: archive -> GPU upload rate; "
+      "accuracy: BF16 vs FP8 paths)");
   bench->require_subcommand(1);
   auto opts = std::make_shared<TpotOptions>();
   CLI::App* tpot = bench->add_subcommand(
@@ -327,6 +337,11 @@ void add_bench_command(CLI::App& app) {
   tpot->add_option("--context", opts->contexts, "context length(s) to measure at (comma-separated)")
       ->delimiter(',')
       ->capture_default_str();
+  tpot->add_option("--prefill", opts->prefill,
+                   "how the KV cache is filled: batched (prefill kernels) or decode (one decode "
+                   "step per position)")
+      ->check(CLI::IsMember({"batched", "decode"}))
+      ->capture_default_str();
   tpot->add_option("-n,--num-tokens", opts->num_tokens, "decode steps timed per measurement (>= 100)")
       ->capture_default_str();
   tpot->add_option("--warmup", opts->warmup, "untimed decode steps before each measurement")
@@ -339,6 +354,7 @@ void add_bench_command(CLI::App& app) {
                  "after every grid barrier (barrier to barrier, so a phase includes its barrier)");
   tpot->callback([opts] { run_tpot(*opts); });
   add_sweep_command(*bench);
+  add_prefill_command(*bench);
   add_accuracy_command(*bench);
   add_load_command(*bench);
 }

@@ -2,9 +2,10 @@
 // then OSL generated tokens, timed as a user sees them (host clock around each decode step):
 // TTFT (the call to the first generated token back on the host), TPOT (median and p90 over the
 // output tokens), end-to-end latency and output tokens/s, each with its floor from the bandwidth
-// measured in the same run. The prompt runs through the decode step one token at a time (there is
-// no batched prefill yet), so TTFT is ISL decode steps; its floor is what any prefill must move:
-// the weights once and the prompt's KV cache once.
+// measured in the same run. On the GPU the prompt's positions before the last run through the
+// batched prefill (GpuEngine::prefill; --prefill decode: one decode step each, as the CPU backend
+// always does), then the last one's decode step gives the first token; the TTFT floor is what any
+// prefill must move: the weights once and the prompt's KV cache once.
 #include "bench/sweep.h"
 
 #include <algorithm>
@@ -113,6 +114,7 @@ double measure_host_read_gbs() {
 struct SweepOptions {
   std::string model, synthetic, text, csv, plot, backend = "auto", pairs_text;
   std::string attn = "bf16", lm_head = "bf16";  // --synthetic: stored weight formats
+  std::string prefill;  // batched or decode; empty: batched on the GPU
   uint64_t seed = 1;
   std::vector<std::string> experts = {"bf16"};
   int repeats = 3;
@@ -200,6 +202,12 @@ void run_sweep(const SweepOptions& o) {
     throw gpu::GpuError(fmt::format("bench sweep --backend cuda needs a GPU: {}", why),
                         "use --backend cpu");
   }
+  if (o.prefill == "batched" && backend == "cpu") {
+    throw Error("--prefill batched needs the CUDA backend (the CPU reference runs prompt positions "
+                "one at a time)",
+                "drop --prefill, or use --backend cuda");
+  }
+  const bool batched = backend == "cuda" && o.prefill != "decode";
   std::string script, python;
   if (!o.plot.empty()) {
     if (o.csv.empty()) throw Error("--plot needs --csv (the plot is drawn from the CSV)");
@@ -342,14 +350,16 @@ void run_sweep(const SweepOptions& o) {
           const auto t0 = std::chrono::steady_clock::now();
           int next = 0;
           // Prompt positions before the last need no logits: they skip the LM head.
-          for (int pos = 0; pos < p.isl; ++pos) {
-            if (pos + 1 < p.isl) {
+          if (batched) {
+            engine->prefill(prompt.data(), p.isl - 1, 0);
+          } else {
+            for (int pos = 0; pos + 1 < p.isl; ++pos) {
               advance(prompt[size_t(pos)], pos);
-            } else {
-              next = step(prompt[size_t(pos)], pos);
+              StopSignals::check("bench sweep");
             }
-            StopSignals::check("bench sweep");
           }
+          next = step(prompt[size_t(p.isl - 1)], p.isl - 1);
+          StopSignals::check("bench sweep");
           auto last = std::chrono::steady_clock::now();
           const double first = std::chrono::duration<double, std::milli>(last - t0).count();
           std::vector<double> tpot;
@@ -395,7 +405,8 @@ void run_sweep(const SweepOptions& o) {
               {"tpot_floor_ms", row.tpot_floor_ms}, {"e2e_ms", row.e2e_ms},
               {"e2e_min_ms", row.e2e_min_ms}, {"e2e_max_ms", row.e2e_max_ms},
               {"e2e_floor_ms", row.e2e_floor_ms}, {"out_tokens_per_s", row.out_tokens_per_s},
-              {"read_gbs", read_gbs}, {"prefill", "per-token decode steps"}};
+              {"read_gbs", read_gbs},
+              {"prefill", batched ? "batched" : "per-token decode steps"}};
           fmt::print(stderr, "\r");
           fmt::print("{}\n", j.dump());
         }
@@ -438,6 +449,10 @@ void add_sweep_command(CLI::App& bench) {
       ->check(CLI::IsMember({"bf16", "fp8"}));
   cmd->add_option("--backend", o->backend, "auto (the GPU when usable), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  cmd->add_option("--prefill", o->prefill,
+                  "prompt positions on the GPU: batched (prefill kernels, the default) or decode "
+                  "(one decode step each)")
+      ->check(CLI::IsMember({"batched", "decode"}));
   cmd->add_option("--repeats", o->repeats, "runs of each pair (median and spread reported)")
       ->capture_default_str();
   cmd->add_option("--text", o->text, "prompt text file, tokenized and repeated or cut to each ISL "

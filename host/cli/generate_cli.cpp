@@ -333,7 +333,12 @@ void run_generate(const GenerateOptions& o) {
     std::fflush(stdout);
   };
   try {
-    for (size_t i = 0; i < prompt.size(); ++i) run_step(prompt[i], i + 1 == prompt.size());
+    // Every prompt position but the last without the LM head (batched on the GPU unless
+    // --prefill decode); the last one's step gives the first token.
+    const int before_last = int(prompt.size()) - 1;
+    session.prefill(prompt.data(), before_last, 0);
+    pos = before_last;
+    run_step(prompt.back(), true);
     t1 = Clock::now();
     if (o.num_tokens > 0 && emit(next)) {
       while (static_cast<int>(generated.size()) < o.num_tokens) {

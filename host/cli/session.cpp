@@ -38,6 +38,10 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
       ->check(CLI::IsMember({"bf16", "fp8"}));
   cmd->add_option("--lm-head", o.lm_head, "with --synthetic: LM head weights bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}));
+  cmd->add_option("--prefill", o.prefill,
+                  "prompt positions on the GPU: batched (prefill kernels, the default) or decode "
+                  "(one decode step each, for comparison)")
+      ->check(CLI::IsMember({"batched", "decode"}));
   cmd->add_option("--max-context", o.max_context, "KV cache capacity in positions")
       ->capture_default_str();
   cmd->add_option("--threads", o.threads, "CPU backend threads (0: all cores)")
@@ -126,6 +130,11 @@ Session::Session(const ModelOptions& model, const sampling::SamplingParams& samp
       backend_ = "cpu";
       fmt::print(stderr, "note: no usable GPU ({}); using the CPU reference\n", why);
     }
+  }
+  if (opts_.prefill == "batched" && backend_ == "cpu") {
+    throw Error("--prefill batched needs the CUDA backend (the CPU reference runs prompt positions "
+                "one at a time)",
+                "drop --prefill, or use --backend cuda");
   }
   if (!opts_.model.empty()) {
     archive_.emplace(MappedArchive::open(opts_.model));
@@ -243,6 +252,24 @@ void Session::start(bool sampling_may_change) {
   }
 }
 
+bool Session::batched_prefill() const {
+  return gpu_ != nullptr && opts_.prefill != "decode" && !step_wrapped_;
+}
+
+void Session::prefill(const int* tokens, int count, int first_pos) {
+  GPTOSS_CHECK(step_, "Session::prefill: start() first");
+  if (count <= 0) return;
+  if (batched_prefill()) {
+    gpu_->prefill(tokens, count, first_pos);
+    StopSignals::check("stopping");
+    return;
+  }
+  for (int i = 0; i < count; ++i) {
+    step(tokens[i], first_pos + i, /*want_next=*/false);
+    StopSignals::check("stopping");
+  }
+}
+
 int Session::extend(const std::vector<int>& tokens, ExtendInfo* info) {
   GPTOSS_CHECK(!tokens.empty(), "Session::extend: no tokens");
   if (static_cast<int>(tokens.size()) > max_context()) {
@@ -268,6 +295,15 @@ int Session::extend(const std::vector<int>& tokens, ExtendInfo* info) {
   if (info) *info = {int(start), int(tokens.size() - start), diverged};
   cached_.resize(start);
   int next = -1;
+  if (batched_prefill() && tokens.size() - start > 1) {
+    // All but the last position in one batched prefill; cached_ grows only once it is done (an
+    // error or a stop leaves the cache's contents past `start` unclaimed).
+    const int count = int(tokens.size() - start) - 1;
+    gpu_->prefill(tokens.data() + start, count, int(start));
+    cached_.insert(cached_.end(), tokens.begin() + ptrdiff_t(start), tokens.end() - 1);
+    StopSignals::check("stopping");
+    start = tokens.size() - 1;
+  }
   for (size_t i = start; i < tokens.size(); ++i) {
     next = step(tokens[i], int(i), i + 1 == tokens.size());
     cached_.push_back(tokens[i]);

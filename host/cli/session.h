@@ -44,6 +44,7 @@ struct ModelOptions {
   int max_context = 4096;
   int threads = 0;
   std::string attn, lm_head;  // --synthetic: stored formats of attention / LM head (empty = bf16)
+  std::string prefill;        // --prefill: batched or decode; empty = batched on the GPU
   bool keep_logits = false;   // not an option: generate --logits-out sets it
 };
 
@@ -113,7 +114,18 @@ class Session {
   // position continues from there (see extend()).
   int step(int token, int pos, bool want_next = true) { return step_(token, pos, want_next); }
   // Replaces the step function by wrap(the current one) (generate --test-fault).
-  void wrap_step(const std::function<StepFn(StepFn)>& wrap) { step_ = wrap(std::move(step_)); }
+  // A wrapped step sees every prompt position, so prompt positions then run one step each
+  // (batched_prefill() turns false).
+  void wrap_step(const std::function<StepFn(StepFn)>& wrap) {
+    step_ = wrap(std::move(step_));
+    step_wrapped_ = true;
+  }
+  // Whether prompt positions before the last run through the batched prefill kernels (the CUDA
+  // backend unless --prefill decode or a wrapped step) rather than one decode step each.
+  bool batched_prefill() const;
+  // Prompt positions [first_pos, first_pos + count) whose next token nobody reads, into the KV
+  // cache: batched (GpuEngine::prefill) or one step(token, pos, false) each. After start().
+  void prefill(const int* tokens, int count, int first_pos);
 
   // Brings the KV cache to hold `tokens` (the whole conversation so far) and returns the next
   // token. The longest prefix shared with what the cache holds is reused; when the cache holds
@@ -147,6 +159,7 @@ class Session {
   std::unique_ptr<GpuSampler> gpu_sampler_;
   StepFn step_;
   bool sampling_may_change_ = false;
+  bool step_wrapped_ = false;
   std::vector<int> cached_;  // the tokens whose K and V are in the cache, position by position
 };
 

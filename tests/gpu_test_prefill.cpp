@@ -1,0 +1,293 @@
+// gpu_test_prefill.cpp — the batched prefill (prefill/, GpuEngine::prefill) against the per-token
+// decode path (label gpu, tag [prefill]). Two engines on the same synthetic weights (generated on
+// the device, --synthetic): one runs prompt positions [0, n-1) through advance() one at a time, the
+// other through prefill(); both run the last prompt token with step(). Both KV caches are poisoned
+// (BF16 NaN in every slot) first. Checks, per layer, K and V:
+//  - every position the decode kernel can still read (all on full layers, the last kv_capacity on
+//    sliding ones, i.e. the ring) matches within the tolerance below, NaN-free;
+//  - every slot past the prompt is still poisoned (no stray writes);
+// and the first output token's logits: cosine > 0.999, greedy token equal unless a near-tie.
+// Prompts of 1, 2, 127, 128, 129 and 300 tokens (the 128-key window's edges), small chunks that
+// put chunk edges inside and across the window, a prompt over the default chunk, prefill called
+// twice (the second chunk reading the first from the cache), both expert paths, FP8 attention
+// weights, and the 20b shape.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "host/decode_options.h"
+#include "host/error.h"
+#include "host/model_config.h"
+#include "host/numeric.h"
+#include "host/runtime/engine.h"
+
+namespace {
+
+using gptoss::DecodeOptions;
+using gptoss::ExpertMode;
+using gptoss::GpuEngine;
+using gptoss::ModelConfig;
+
+// K and V rows (one head at one position, 64 values): both paths compute every FP32 sum in a
+// different order (tensor-core GEMM tiles vs split-K GEMVs; flash attention vs split-KV) and round
+// to BF16 at the same points, so an element may flip by one BF16 ulp (2^-8 relative) at layer 0,
+// and the flips feed the residual of every later layer (through attention over all earlier
+// positions and, rarely, a different expert choice at a near-tie of the router). The bound is on
+// the row: max |a - b| <= tol * max |a| over the row, so elements near zero do not need their own
+// rule; plus the RMS of the difference over the whole layer relative to the layer's RMS.
+struct KvTolerance {
+  float row_max;    // max |diff| in a row / max |value| in the row
+  float layer_rms;  // RMS(diff) / RMS(values) over a layer's checked positions
+};
+// BF16 experts: one-ulp flips plus their propagation through up to 24 layers.
+constexpr KvTolerance kKvBf16{/*row_max=*/0.08f, /*layer_rms=*/0.02f};
+// FP8 experts: a one-ulp BF16 change of the expert input at an E4M3 rounding boundary moves a code
+// by one step (2^-3 relative): larger differences after the first MoE.
+constexpr KvTolerance kKvFp8{/*row_max=*/0.15f, /*layer_rms=*/0.04f};
+// Logits of the first output token (the last prompt token run by step() on both engines).
+constexpr double kMinCosine = 0.999;
+// A greedy-token difference is a near-tie when the per-token path's top-2 margin is under this
+// many logit-RMS units.
+constexpr float kNearTie = 5e-2f;
+constexpr uint16_t kPoison = 0xffff;  // BF16 NaN: what poison_kv_cache() writes
+
+std::vector<int> random_tokens(int n, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int> t(static_cast<size_t>(n));
+  for (int& x : t) x = int(rng() % 199998u);  // ordinary token ids
+  return t;
+}
+
+struct Case {
+  std::string shape = "tiny";
+  ExpertMode experts = ExpertMode::kBf16;
+  bool fp8_attn = false;
+  int prompt = 0;
+  int chunk = GpuEngine::kPrefillChunk;
+  int max_context = 512;
+  int split = 0;  // > 0: prefill called twice, [0, split) then [split, n - 1)
+};
+
+std::string describe(const Case& c) {
+  return c.shape + " experts=" + (c.experts == ExpertMode::kFp8 ? "fp8" : "bf16") +
+         (c.fp8_attn ? " attn=fp8" : "") + " prompt=" + std::to_string(c.prompt) +
+         " chunk=" + std::to_string(c.chunk) + " split=" + std::to_string(c.split);
+}
+
+DecodeOptions engine_options(const Case& c) {
+  DecodeOptions o;
+  o.experts = c.experts;
+  o.max_context = c.max_context;
+  o.keep_logits = true;
+  o.quiet = true;
+  if (c.fp8_attn) o.synthetic_formats.attn = gptoss::archive::WeightFormat::kFP8;
+  return o;
+}
+
+// The engines are large (the 201,088-row embedding and LM head): one pair per shape and formats,
+// reused by the cases (each poisons the caches first).
+struct EnginePair {
+  std::unique_ptr<GpuEngine> per_token, batched;
+};
+EnginePair& engines(const Case& c) {
+  static std::map<std::string, EnginePair> pairs;
+  const std::string key = c.shape + (c.fp8_attn ? "/fp8attn" : "") + "/" + std::to_string(c.max_context);
+  EnginePair& p = pairs[key];
+  if (!p.per_token) {
+    pairs.clear();  // one pair at a time on the device
+    EnginePair& q = pairs[key];
+    const ModelConfig config = ModelConfig::preset(c.shape);
+    q.per_token = std::make_unique<GpuEngine>(config, /*synthetic_seed=*/7, engine_options(c));
+    q.batched = std::make_unique<GpuEngine>(config, /*synthetic_seed=*/7, engine_options(c));
+    return q;
+  }
+  return p;
+}
+
+double cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  double ab = 0, aa = 0, bb = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    ab += double(a[i]) * b[i];
+    aa += double(a[i]) * a[i];
+    bb += double(b[i]) * b[i];
+  }
+  return ab / std::sqrt(aa * bb);
+}
+
+void check_prefill(const Case& c) {
+  INFO(describe(c));
+  EnginePair& e = engines(c);
+  GpuEngine& a = *e.per_token;
+  GpuEngine& b = *e.batched;
+  a.set_expert_mode(c.experts);
+  b.set_expert_mode(c.experts);
+  b.set_prefill_chunk_tokens(c.chunk);
+  a.poison_kv_cache();
+  b.poison_kv_cache();
+  const int n = c.prompt;
+  const std::vector<int> prompt = random_tokens(n, /*seed=*/1000 + uint64_t(n));
+
+  for (int p = 0; p + 1 < n; ++p) a.advance(prompt[size_t(p)], p);
+  const int token_a = a.step(prompt[size_t(n - 1)], n - 1);
+  const std::vector<float> logits_a = a.logits();
+
+  if (c.split > 0 && c.split < n - 1) {
+    b.prefill(prompt.data(), c.split, 0);
+    b.prefill(prompt.data() + c.split, n - 1 - c.split, c.split);
+  } else {
+    b.prefill(prompt.data(), n - 1, 0);
+  }
+  const int token_b = b.step(prompt[size_t(n - 1)], n - 1);
+  const std::vector<float> logits_b = b.logits();
+
+  const ModelConfig& cfg = a.config();
+  const KvTolerance tol = c.experts == ExpertMode::kFp8 ? kKvFp8 : kKvBf16;
+  const int hd = cfg.head_dim;
+  for (int layer = 0; layer < cfg.num_layers; ++layer) {
+    const int cap = a.kv_capacity(layer);
+    REQUIRE(b.kv_capacity(layer) == cap);
+    const bool sliding = cfg.is_sliding(layer);
+    for (int value = 0; value < 2; ++value) {
+      const std::vector<uint16_t> ka = a.read_kv_cache(layer, value != 0);
+      const std::vector<uint16_t> kb = b.read_kv_cache(layer, value != 0);
+      const int first = sliding ? std::max(0, n - cap) : 0;
+      double diff2 = 0, ref2 = 0;
+      int bad_rows = 0;
+      float worst = 0;
+      for (int p = first; p < n; ++p) {
+        const int slot = sliding ? p % cap : p;
+        for (int g = 0; g < cfg.num_kv_heads; ++g) {
+          const size_t off = (size_t(g) * cap + slot) * hd;
+          float row_max = 0, diff_max = 0;
+          bool nan = false;
+          for (int d = 0; d < hd; ++d) {
+            const float va = gptoss::bf16_to_float(ka[off + d]), vb = gptoss::bf16_to_float(kb[off + d]);
+            if (std::isnan(va) || std::isnan(vb)) nan = true;
+            row_max = std::max(row_max, std::fabs(va));
+            diff_max = std::max(diff_max, std::fabs(va - vb));
+            diff2 += double(va - vb) * (va - vb);
+            ref2 += double(va) * va;
+          }
+          const float rel = diff_max / std::max(row_max, 1e-6f);
+          worst = std::max(worst, rel);
+          if (nan || !(rel <= tol.row_max)) {
+            if (bad_rows < 3) {
+              UNSCOPED_INFO("layer " << layer << (value ? " V" : " K") << " pos " << p << " head " << g
+                                     << (nan ? ": NaN (slot not written)" : "") << " max diff "
+                                     << diff_max << " row max " << row_max);
+            }
+            ++bad_rows;
+          }
+        }
+      }
+      const double rms_rel = std::sqrt(diff2 / std::max(ref2, 1e-30));
+      UNSCOPED_INFO("layer " << layer << (value ? " V" : " K") << ": worst row " << worst
+                             << ", rms " << rms_rel);
+      CHECK(bad_rows == 0);
+      CHECK(rms_rel <= tol.layer_rms);
+      // Slots past the prompt on full layers: still the poison (the batched path wrote nothing
+      // outside its positions).
+      if (!sliding) {
+        int stray = 0;
+        for (int p = n; p < cap; ++p) {
+          for (int g = 0; g < cfg.num_kv_heads; ++g) {
+            const size_t off = (size_t(g) * cap + p) * hd;
+            for (int d = 0; d < hd; ++d) stray += kb[off + d] != kPoison;
+          }
+        }
+        CHECK(stray == 0);
+      }
+    }
+  }
+
+  const double cos = cosine(logits_a, logits_b);
+  INFO("logit cosine " << cos);
+  CHECK(cos > kMinCosine);
+  std::vector<float> sorted = logits_a;
+  std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
+  double sq = 0;
+  for (float v : logits_a) sq += double(v) * v;
+  const float logit_rms = float(std::sqrt(sq / double(logits_a.size())));
+  const bool near_tie = sorted[0] - sorted[1] < kNearTie * logit_rms;
+  INFO("tokens " << token_a << " / " << token_b << ", top-2 margin " << sorted[0] - sorted[1]
+                 << " (logit rms " << logit_rms << ")");
+  if (!near_tie) CHECK(token_a == token_b);
+}
+
+}  // namespace
+
+TEST_CASE("prefill: the batched path leaves the per-token path's KV cache (tiny, bf16 experts)",
+          "[prefill]") {
+  const int n = GENERATE(1, 2, 127, 128, 129, 300);
+  Case c;
+  c.prompt = n;
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: fp8 expert path (tiny)", "[prefill][fp8]") {
+  const int n = GENERATE(2, 129, 300);
+  Case c;
+  c.experts = ExpertMode::kFp8;
+  c.prompt = n;
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: chunk edges inside and across the sliding window (tiny)", "[prefill][chunks]") {
+  // chunk 64: two chunks per window; 100: edges that do not line up with the 128-slot ring;
+  // 200: a chunk longer than the ring (its early keys' slots are overwritten by its later ones).
+  const int chunk = GENERATE(64, 100, 200);
+  Case c;
+  c.prompt = 300;
+  c.chunk = chunk;
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: two calls, the second reading the first from the cache (tiny)", "[prefill]") {
+  const int split = GENERATE(1, 100, 128, 200);
+  Case c;
+  c.prompt = 300;
+  c.split = split;
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: a prompt longer than the default chunk (tiny)", "[prefill][chunks]") {
+  Case c;
+  c.prompt = GpuEngine::kPrefillChunk + 77;
+  c.max_context = 2 * GpuEngine::kPrefillChunk;
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: FP8 attention weights with per-row scales (tiny)", "[prefill][fp8attn]") {
+  Case c;
+  c.fp8_attn = true;
+  c.prompt = GENERATE(2, 300);
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: 20b shape, both expert paths", "[prefill][20b]") {
+  Case c;
+  c.shape = "20b";
+  c.max_context = 1024;
+  c.experts = GENERATE(ExpertMode::kBf16, ExpertMode::kFp8);
+  c.prompt = GENERATE(129, 1000);
+  c.chunk = 512;
+  check_prefill(c);
+}
+
+TEST_CASE("prefill: positions past the context are refused", "[prefill]") {
+  Case c;
+  c.max_context = 64;
+  EnginePair& e = engines(c);
+  const std::vector<int> prompt = random_tokens(80, 3);
+  CHECK_THROWS_AS(e.batched->prefill(prompt.data(), 80, 0), gptoss::Error);
+  CHECK_THROWS_AS(e.batched->prefill(prompt.data(), 10, 60), gptoss::Error);
+  std::vector<int> bad = {0, 1, -5};
+  CHECK_THROWS_AS(e.batched->prefill(bad.data(), 3, 0), gptoss::Error);
+}
