@@ -88,30 +88,26 @@ __global__ void rmsnorm_rows_kernel(uint16_t* out, uint16_t* out_fp8, const floa
 // ---- the GEMMs -------------------------------------------------------------------------------
 // Epilogues: epi(m_local, n, v0, v1) for columns n, n + 1 of local row m_local.
 
-// qkv (pre-RoPE, fp32) = acc * row scale (E4M3 weights) + bias.
-struct QkvEpi {
-  float* out;  // [T, qkv_dim]
+// Row n's value: the sum times the row scale of E4M3 weights (null for BF16), plus the bias.
+__device__ __forceinline__ float row_value(float acc, const float* scale, const uint16_t* bias, int n) {
+  return (scale ? acc * scale[n] : acc) + bf16_bits_to_float(bias[n]);
+}
+
+// qkv (pre-RoPE, fp32) = row_value; with `residual` x += row_value instead (out_proj into the
+// residual, phase_out_proj's order).
+struct ProjectionEpi {
+  float* out;  // [T, n_rows]: pre-RoPE qkv, or the residual x
   const float* scale;
   const uint16_t* bias;
   int m0, n_rows;
+  bool residual;
   __device__ void operator()(int m, int n, float v0, float v1) const {
     float* o = out + size_t(m0 + m) * n_rows;
-    o[n] = (scale ? v0 * scale[n] : v0) + bf16_bits_to_float(bias[n]);
-    if (n + 1 < n_rows) o[n + 1] = (scale ? v1 * scale[n + 1] : v1) + bf16_bits_to_float(bias[n + 1]);
-  }
-};
-
-// x += (acc * row scale + bias): out_proj into the residual (phase_out_proj's order).
-struct ResidualEpi {
-  float* x;  // [T, hidden]
-  const float* scale;
-  const uint16_t* bias;
-  int m0, n_rows;
-  __device__ void operator()(int m, int n, float v0, float v1) const {
-    float* o = x + size_t(m0 + m) * n_rows;
-    o[n] = o[n] + ((scale ? v0 * scale[n] : v0) + bf16_bits_to_float(bias[n]));
+    const float base0 = residual ? o[n] : 0.0f;
+    o[n] = residual ? base0 + row_value(v0, scale, bias, n) : row_value(v0, scale, bias, n);
     if (n + 1 < n_rows) {
-      o[n + 1] = o[n + 1] + ((scale ? v1 * scale[n + 1] : v1) + bf16_bits_to_float(bias[n + 1]));
+      const float base1 = residual ? o[n + 1] : 0.0f;
+      o[n + 1] = residual ? base1 + row_value(v1, scale, bias, n + 1) : row_value(v1, scale, bias, n + 1);
     }
   }
 };
@@ -547,7 +543,7 @@ void prefill_chunk(const PrefillDims& d, const PrefillModel& model, const Prefil
                                                       d.rms_norm_eps);
     gpu::check_launch("prefill: attention rmsnorm");
     {
-      const QkvEpi epi{s.y, L.qkv_scale, L.qkv_bias, 0, d.qkv_dim()};
+      const ProjectionEpi epi{s.y, L.qkv_scale, L.qkv_bias, 0, d.qkv_dim(), /*residual=*/false};
       if (L.qkv_scale) {
         const E4m3Rows w{static_cast<const uint8_t*>(L.qkv_weight), d.qkv_dim(), d.hidden};
         dense_gemm_kernel<<<dense_grid(d.qkv_dim()), gemm_block>>>(s.t, T, w, epi);
@@ -570,7 +566,7 @@ void prefill_chunk(const PrefillDims& d, const PrefillModel& model, const Prefil
                                                      d.num_kv_heads);
     gpu::check_launch("prefill: KV cache write");
     {
-      const ResidualEpi epi{s.x, L.out_scale, L.out_bias, 0, d.hidden};
+      const ProjectionEpi epi{s.x, L.out_scale, L.out_bias, 0, d.hidden, /*residual=*/true};
       if (L.out_scale) {
         const E4m3Rows w{static_cast<const uint8_t*>(L.out_weight), d.hidden, d.q_dim()};
         dense_gemm_kernel<<<dense_grid(d.hidden), gemm_block>>>(s.attn, T, w, epi);
