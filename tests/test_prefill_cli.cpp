@@ -44,7 +44,7 @@ TEST_CASE("bench prefill: the floor and FLOP counts", "[prefill_cli]") {
   CHECK(f8 > 8.0 * f1);
 }
 
-TEST_CASE("--prefill: refused where it cannot apply, bad values named", "[prefill_cli]") {
+TEST_CASE("prefill option: refused where it cannot apply, bad values named", "[prefill_cli]") {
   test::TempDir dir;
   std::string out, err;
   CHECK(run_gptoss("generate --synthetic tiny --backend cpu --prefill batched --tokens 1,2,3 -n 1",

@@ -336,8 +336,12 @@ void run_generate(const GenerateOptions& o) {
     // Every prompt position but the last without the LM head (batched on the GPU unless
     // --prefill decode); the last one's step gives the first token.
     const int before_last = int(prompt.size()) - 1;
-    session.prefill(prompt.data(), before_last, 0);
-    pos = before_last;
+    if (session.batched_prefill()) {
+      session.prefill(prompt.data(), before_last, 0);
+      pos = before_last;
+    } else {
+      for (int i = 0; i < before_last; ++i) run_step(prompt[size_t(i)], false);  // errors name the position
+    }
     run_step(prompt.back(), true);
     t1 = Clock::now();
     if (o.num_tokens > 0 && emit(next)) {
