@@ -53,6 +53,14 @@ struct KvTolerance {
   float row_max;    // max |diff| in a row / max |value| in the row
   float layer_rms;  // RMS(diff) / RMS(values) over a layer's checked positions
 };
+// Layer 0's K and V depend on the embedding, one RMSNorm, one GEMM and RoPE only: at most a
+// one-ulp BF16 flip per element (2^-8 of the element, so of the row's max), bound at two ulp.
+constexpr float kLayer0RowMax = 1.0f / 128;
+// Later layers: a token whose router top-4 sits at a near-tie may pick another expert on one
+// path (a one-ulp change of its input decides it), and then its rows differ by far more than the
+// rounding; such rows are allowed up to this share of a layer's rows (never NaN), the layer RMS
+// bound still applies to all.
+constexpr double kOutlierRowShare = 0.02;
 // BF16 experts: one-ulp flips plus their propagation through up to 24 layers.
 constexpr KvTolerance kKvBf16{/*row_max=*/0.08f, /*layer_rms=*/0.02f};
 // FP8 experts: a one-ulp BF16 change of the expert input at an E4M3 rounding boundary moves a code
@@ -190,7 +198,8 @@ void check_prefill(const Case& c) {
       const std::vector<uint16_t> kb = b.read_kv_cache(layer, value != 0);
       const int first = sliding ? std::max(0, n - cap) : 0;
       double diff2 = 0, ref2 = 0;
-      int bad_rows = 0;
+      int bad_rows = 0, nan_rows = 0, rows = 0;
+      const float row_tol = layer == 0 ? kLayer0RowMax : tol.row_max;
       float worst = 0;
       for (int p = first; p < n; ++p) {
         const int slot = sliding ? p % cap : p;
@@ -208,7 +217,9 @@ void check_prefill(const Case& c) {
           }
           const float rel = diff_max / std::max(row_max, 1e-6f);
           worst = std::max(worst, rel);
-          if (nan || !(rel <= tol.row_max)) {
+          ++rows;
+          nan_rows += nan;
+          if (nan || !(rel <= row_tol)) {
             if (bad_rows < 3) {
               UNSCOPED_INFO("layer " << layer << (value ? " V" : " K") << " pos " << p << " head " << g
                                      << (nan ? ": NaN (slot not written)" : "") << " max diff "
@@ -221,7 +232,12 @@ void check_prefill(const Case& c) {
       const double rms_rel = std::sqrt(diff2 / std::max(ref2, 1e-30));
       UNSCOPED_INFO("layer " << layer << (value ? " V" : " K") << ": worst row " << worst
                              << ", rms " << rms_rel);
-      CHECK(bad_rows == 0);
+      CHECK(nan_rows == 0);
+      if (layer == 0) {
+        CHECK(bad_rows == 0);
+      } else {
+        CHECK(bad_rows <= std::max(2, int(kOutlierRowShare * rows)));
+      }
       CHECK(rms_rel <= tol.layer_rms);
       // Slots past the prompt (full layers; sliding ones while the ring is not yet full): still
       // the poison (the batched path wrote nothing outside its positions).
