@@ -22,8 +22,6 @@ static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps
 static_assert(kMaxAttentionSplits <= kWarps, "the split merge reuses the per-warp state region");
 constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
 constexpr int kMaxGroup = 8;        // query heads per KV head
-constexpr int kHeadSets = 2;        // attention: warps sharing a key tile, each with a share of the heads
-constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
 constexpr int kMaxTopK = 4;
 constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
