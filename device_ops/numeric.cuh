@@ -109,28 +109,4 @@ __device__ __forceinline__ int fp8_block_exponent(float amax) {
 __device__ __forceinline__ float exp2_neg_int(int e) { return __uint_as_float(uint32_t(127 - e) << 23); }
 
 // ---- FP8 E4M3 weights with per-row FP32 scales (model/fp8_rows.h) ------------------------------
-// Byte I of w (an E4M3 code) as a float of value e4m3 * 2^kE4m3RawExponent: the code's 7
-// magnitude bits become the float's exponent/mantissa bits (two shifts and a mask), exact for
-// every finite code, E4M3 subnormals becoming float subnormals. 0x7f/0xff (NaN) decode to 2^-112
-// * 1.875 rather than NaN: the quantizer never writes them for finite weights.
-inline constexpr int kE4m3RawExponent = -120;
-template <int I>
-__device__ __forceinline__ float e4m3_raw_to_float(uint32_t w) {
-  static_assert(I >= 0 && I < 4, "four codes per 32-bit word");
-  constexpr int kSignShift = 24 - 8 * I;  // code bit 8I+7 -> float bit 31
-  constexpr int kMagShift = 20 - 8 * I;   // code bits 8I..8I+6 -> float bits 20..26
-  const uint32_t sign = (kSignShift >= 0 ? (w << kSignShift) : (w >> -kSignShift)) & 0x80000000u;
-  const uint32_t mag = (kMagShift >= 0 ? (w << kMagShift) : (w >> -kMagShift)) & 0x07f00000u;
-  return __uint_as_float(sign | mag);
-}
-// The raw decode times an activation would underflow (e4m3 * x * 2^-120): readers multiply the
-// activations by 2^kFp8ActPrescaleExp first (exact for |x| < 2^64 / 448) and the row sum by
-// scale * 2^(-kE4m3RawExponent - kFp8ActPrescaleExp) after; products stay normal floats unless
-// |e4m3 * x| < 2^-70.
-inline constexpr int kFp8ActPrescaleExp = 64;
-__device__ __forceinline__ float fp8_act_prescale() { return __uint_as_float(uint32_t(127 + kFp8ActPrescaleExp) << 23); }
-__device__ __forceinline__ float fp8_row_postscale() {
-  return __uint_as_float(uint32_t(127 - kE4m3RawExponent - kFp8ActPrescaleExp) << 23);
-}
-
 }  // namespace gptoss::dev

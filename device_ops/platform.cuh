@@ -341,6 +341,17 @@ __device__ __forceinline__ float e4m3_to_float(uint32_t v) {
 #endif
 }
 
+// Two FP8 E4M3 codes (bits 0-7 and 8-15 of v) -> floats (exact): one packed conversion to f16x2 on
+// NVIDIA (sm_89+), then f16 -> f32; 0x7f/0xff are NaN.
+__device__ __forceinline__ float2 e4m3x2_to_float2(uint32_t v) {
+#if defined(__HIPCC__)
+  return make_float2(e4m3_to_float(v & 0xffu), e4m3_to_float((v >> 8) & 0xffu));
+#else
+  const __half2_raw h = __nv_cvt_fp8x2_to_halfraw2(__nv_fp8x2_storage_t(v & 0xffffu), __NV_E4M3);
+  return __half22float2(__half2(h));
+#endif
+}
+
 // ---- tensor-core shapes (logical-warp scope, all 32 lanes, NVIDIA fragment layouts) ---------------
 // gid = lane / 4, tig = lane % 4. D (f32 m16n8): d0,d1 = (row gid, cols 2tig, 2tig+1),
 // d2,d3 = (row gid+8, same cols). C is accumulated in place.

@@ -22,8 +22,6 @@ static_assert(dev::kWarpSize == 32, "the megakernel's tiles assume 32-lane warps
 static_assert(kMaxAttentionSplits <= kWarps, "the split merge reuses the per-warp state region");
 constexpr int kHeadDim = 64;        // RoPE tables and attention tiles assume it (checked at launch)
 constexpr int kMaxGroup = 8;        // query heads per KV head
-constexpr int kHeadSets = 2;        // attention: warps sharing a key tile, each with a share of the heads
-constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
 constexpr int kMaxTopK = 4;
 constexpr int kMaxExperts = 256;
 constexpr int kMxBlock = 32;        // MXFP4 / FP8 block length
@@ -219,20 +217,24 @@ __device__ __forceinline__ float dot8(uint4 w, const float* t) {
   return acc;
 }
 
-// Sixteen E4M3 codes (one 16-byte load) times t[0..15]: sum of e4m3 * t * 2^kE4m3RawExponent
-// (dev::e4m3_raw_to_float); t is prescaled (scale_smem_for_fp8), the caller applies the row scale.
+// Sixteen E4M3 codes (one 16-byte load) times t[0..15], summed in order in FP32; the caller
+// applies the row scale. Decoded two at a time by the packed conversion (exact), which costs
+// about 2.5 instructions per weight byte against 4 for the bit-field decode it replaced
+// (docs/PERF.md, session 7: the dense GEMVs are issue-bound).
 __device__ __forceinline__ float dot4_e4m3(uint32_t w, const float4 a, float acc) {
-  acc = fmaf(dev::e4m3_raw_to_float<0>(w), a.x, acc);
-  acc = fmaf(dev::e4m3_raw_to_float<1>(w), a.y, acc);
-  acc = fmaf(dev::e4m3_raw_to_float<2>(w), a.z, acc);
-  return fmaf(dev::e4m3_raw_to_float<3>(w), a.w, acc);
+  const float2 lo = dev::e4m3x2_to_float2(w), hi = dev::e4m3x2_to_float2(w >> 16);
+  acc = fmaf(lo.x, a.x, acc);
+  acc = fmaf(lo.y, a.y, acc);
+  acc = fmaf(hi.x, a.z, acc);
+  return fmaf(hi.y, a.w, acc);
 }
 __device__ __forceinline__ float dot16_e4m3(uint4 w, const float* t) {
   const float4* t4 = reinterpret_cast<const float4*>(t);
-  float acc = dev::e4m3_raw_to_float<0>(w.x) * t4[0].x;
-  acc = fmaf(dev::e4m3_raw_to_float<1>(w.x), t4[0].y, acc);
-  acc = fmaf(dev::e4m3_raw_to_float<2>(w.x), t4[0].z, acc);
-  acc = fmaf(dev::e4m3_raw_to_float<3>(w.x), t4[0].w, acc);
+  const float2 lo = dev::e4m3x2_to_float2(w.x), hi = dev::e4m3x2_to_float2(w.x >> 16);
+  float acc = lo.x * t4[0].x;
+  acc = fmaf(lo.y, t4[0].y, acc);
+  acc = fmaf(hi.x, t4[0].z, acc);
+  acc = fmaf(hi.y, t4[0].w, acc);
   acc = dot4_e4m3(w.y, t4[1], acc);
   acc = dot4_e4m3(w.z, t4[2], acc);
   return dot4_e4m3(w.w, t4[3], acc);
@@ -251,17 +253,9 @@ struct E4m3Weights {
   static __device__ __forceinline__ float dot(uint4 w, const float* t) { return dot16_e4m3(w, t); }
 };
 
-// FP8 readers: multiplies n floats of shared memory by 2^kFp8ActPrescaleExp (exact) so that the
-// raw E4M3 products stay normal floats (device_ops/numeric.cuh). Block scope; __syncthreads() on
-// exit.
-__device__ __forceinline__ void scale_smem_for_fp8(float* t, int n) {
-  const float f = dev::fp8_act_prescale();
-  for (int i = threadIdx.x; i < n; i += kThreads) t[i] *= f;
-  __syncthreads();
-}
-// The factor from a raw FP8 row sum to the row's value: scale * 2^(120 - 64).
+// The factor from an FP8 row's sum to the row's value: its scale (model/fp8_rows.h).
 __device__ __forceinline__ float fp8_row_factor(const float* scales, int row) {
-  return scales[row] * dev::fp8_row_postscale();  // written before the launch: any cache
+  return scales[row];  // written before the launch: any cache
 }
 
 template <class W>
@@ -324,7 +318,7 @@ __device__ __forceinline__ void reset_mark_max(const MegakernelArgs& a, const Sm
 // streams the same number of bytes) and its warps split as kRowGroups x kKSplit (rows x K
 // quarters). W: Bf16Weights or E4m3Weights (raw sums: the caller applies the row scales).
 // Rows i in [0, n_rows): row(i) gives the row's k weights (16-byte aligned); t = k floats in
-// shared memory (prescaled for E4M3). On return (after a __syncthreads()) red[i * kKSplit + q] holds
+// shared memory. On return (after a __syncthreads()) red[i * kKSplit + q] holds
 // the partial sum of K quarter q: callers add the quarters in order. red: n_rows * kKSplit floats
 // of shared memory.
 constexpr int kKSplit = 4;

@@ -9,20 +9,28 @@
 namespace gptoss::mk::kernel {
 
 // Phase kAttention: CTA b handles KV head b / max_splits and split b % max_splits of the key
-// range. Inside, warps pair up on tiles of 32 keys (one key per lane for the scores, two
-// dimensions per lane for the values), each warp of a pair with half of the group's query
-// heads, online softmax per head. Warp states merge in shared memory; with one split the CTA
+// range. Inside, kHeadSets warps share each tile of 32 keys (one key per lane for the scores, two
+// dimensions per lane for the values), each with a share of the group's query heads, online
+// softmax per head. Warp states merge in shared memory; with one split the CTA
 // finishes the heads itself, otherwise the split state goes to global memory and the last split
 // CTA of a KV head (counter) merges the splits; the sink counts exactly once either way. The
 // current position's k and v come from the qkv buffer, never from the cache.
-__device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+//
+// kHeadSets warps share a key tile (each with group / kHeadSets query heads), so a CTA covers
+// kWarps / kHeadSets tiles of 32 keys per pass. A split takes kKeysPerSplit keys (more when the
+// splits run out); the dispatcher below picks 4 sets when a split fits in one pass of 4 tile
+// slots (short contexts, sliding layers: every warp busy, each with half the chain of 2 sets) and
+// 2 sets otherwise (long splits: 8 tiles per pass). H100, 120b at 1K: 16.3 -> 14.3 us per layer
+// (docs/PERF.md, session 7).
+constexpr int kKeysPerSplit = 128;
+
+template <int kHeadSets>
+__device__ void attention_splits(const MegakernelArgs& a, const LayerArgs& L, const Smem& s,
+                                 int n_keys, int n_splits) {
+  constexpr int kHeadsPerWarp = kMaxGroup / kHeadSets;
   const int group = a.num_heads / a.num_kv_heads;
-  const int n_keys = L.sliding ? min(a.pos + 1, a.sliding_window) : a.pos + 1;
   const int first_pos = a.pos + 1 - n_keys;
-  int n_splits = (n_keys + 255) / 256;
-  n_splits = n_splits < 1 ? 1 : (n_splits > a.max_splits ? a.max_splits : n_splits);
   const int g = blockIdx.x / a.max_splits, split = blockIdx.x % a.max_splits;
-  if (g >= a.num_kv_heads || split >= n_splits) return;
   const WarpCoords w = warp_coords();
   const int q_dim = a.num_heads * kHeadDim, kv_dim = a.num_kv_heads * kHeadDim;
 
@@ -54,8 +62,8 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
   uint4* v_tile = reinterpret_cast<uint4*>(warp_state + kWarps * kMaxGroup * (kHeadDim + 2)) +
                   w.warp * 32 * (kHeadDim / 8);
   const uint32_t* v_words = reinterpret_cast<const uint32_t*>(v_tile);
-  // Warps pair up on a key tile: warp w takes query heads [hs * hpw, hs * hpw + hpw) of the group
-  // (hs = w % 2), so a tile's scores, softmax and PV chain is half as long per warp.
+  // kHeadSets warps share a key tile: warp w takes query heads [hs * hpw, hs * hpw + hpw) of the
+  // group (hs = w % kHeadSets), so a tile's scores, softmax and PV chain is that much shorter.
   const int hpw = (group + kHeadSets - 1) / kHeadSets, hs = w.warp % kHeadSets;
   const int tile_slot = w.warp / kHeadSets;
   constexpr int kTileSlots = kWarps / kHeadSets;
@@ -238,6 +246,21 @@ __device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, con
     a.attn_out[(g * group + h) * kHeadDim + d] = float_to_bf16_bits(aa / ll);
   }
   mark(a, s, Mark::kAttnSplitMerge);
+}
+
+__device__ void phase_attention(const MegakernelArgs& a, const LayerArgs& L, const Smem& s) {
+  const int n_keys = L.sliding ? min(a.pos + 1, a.sliding_window) : a.pos + 1;
+  int n_splits = (n_keys + kKeysPerSplit - 1) / kKeysPerSplit;
+  n_splits = n_splits < 1 ? 1 : (n_splits > a.max_splits ? a.max_splits : n_splits);
+  const int g = blockIdx.x / a.max_splits, split = blockIdx.x % a.max_splits;
+  if (g >= a.num_kv_heads || split >= n_splits) return;
+  // Uniform over the grid (n_keys and n_splits are), so every CTA of a KV head agrees.
+  constexpr int kShortSets = 4, kLongSets = 2;
+  if ((n_keys + n_splits - 1) / n_splits <= (kWarps / kShortSets) * 32) {
+    attention_splits<kShortSets>(a, L, s, n_keys, n_splits);
+  } else {
+    attention_splits<kLongSets>(a, L, s, n_keys, n_splits);
+  }
 }
 
 }  // namespace gptoss::mk::kernel

@@ -12,7 +12,7 @@ namespace gptoss::mk::kernel {
 // over its rows, each CTA its best over its warps; the last CTA to finish (counter) reduces the
 // CTAs and writes the token. Logits are stored only when a.logits is set.
 // One warp's rows of the LM head: its best (value, lowest index); logits stored when requested.
-// W: Bf16Weights, or E4m3Weights with `scales` (t prescaled) .
+// W: Bf16Weights, or E4m3Weights with `scales`.
 template <class W>
 __device__ __forceinline__ void lm_head_rows(const MegakernelArgs& a, const Smem& s,
                                              const WarpCoords& w, const float* scales,
@@ -35,7 +35,6 @@ __device__ void phase_lm_head(const MegakernelArgs& a, const Smem& s) {
   float best_v = -INFINITY;
   int best_i = -1;
   if (a.lm_head_scale) {  // E4M3 weights with per-row scales
-    scale_smem_for_fp8(s.act, a.hidden);
     lm_head_rows<E4m3Weights>(a, s, w, a.lm_head_scale, best_v, best_i);
   } else {
     lm_head_rows<Bf16Weights>(a, s, w, nullptr, best_v, best_i);

@@ -18,7 +18,6 @@ __device__ void phase_out_proj(const MegakernelArgs& a, const LayerArgs& L, bool
   float* red = s.act + align16(q_dim * int(sizeof(float))) / int(sizeof(float));
   const bool fp8 = L.out_scale != nullptr;  // E4M3 weights with per-row scales
   if (fp8) {
-    scale_smem_for_fp8(s.act, q_dim);
     const auto* w = static_cast<const uint8_t*>(L.out_weight);
     cta_gemv<E4m3Weights>([&](int i) { return w + size_t(r_begin + i) * q_dim; }, r_end - r_begin,
                           s.act, q_dim, red);

@@ -29,7 +29,6 @@ __device__ void phase_norm_qkv_rope(const MegakernelArgs& a, const LayerArgs& L,
   };
   const bool fp8 = L.qkv_scale != nullptr;  // E4M3 weights with per-row scales
   if (fp8) {
-    scale_smem_for_fp8(s.act, a.hidden);
     const auto* w = static_cast<const uint8_t*>(L.qkv_weight);
     cta_gemv<E4m3Weights>([&](int i) { return w + size_t(row_of(i)) * a.hidden; },
                           2 * (u_end - u_begin), s.act, a.hidden, red);

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # One megakernel iteration on the GPU machine in a single call: correctness first (the
 # [megakernel] tests against the CPU reference, compute-sanitizer on tiny), then TPOT on
-# synthetic weights and the per-phase profile. Binaries are built on the development machine
-# (CUDA 13, sm_90a) and carried, which saves the build's device time:
+# synthetic weights and the per-phase profile. Binaries are built on the development machine and
+# staged by scripts/stage_gpu_bin.sh (CUDA 13, sm_90a), then carried, which saves device time:
 #   run(command="bash scripts/gpu_perf.sh", carry=[".gl/bin"])
 # Environment (defaults): BIN (.gl/bin), TESTS ("[megakernel]"; empty skips), SANITIZE (1),
 # SHAPES ("20b 120b"), CONTEXTS (1024,8192), EXPERTS (bf16,fp8), PROFILE (1: the kernel's phase

@@ -1,6 +1,10 @@
 # lib_steps.sh — sourced by the GPU-machine scripts: `step NAME TIMEOUT CMD...` runs CMD with a
 # time limit, logs its output to $OUT/NAME.log and appends "NAME: rc=..., T s" to $OUT/steps.txt.
 OUT=${OUT:-$PWD/out}
+# Shared libraries staged beside the carried binaries (scripts/stage_gpu_bin.sh).
+if [ -d "${BIN:-.gl/bin}/lib" ]; then
+  export LD_LIBRARY_PATH=$(cd "${BIN:-.gl/bin}/lib" && pwd)${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+fi
 mkdir -p "$OUT"
 start=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }

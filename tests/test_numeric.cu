@@ -39,6 +39,14 @@ __global__ void small_decoders_test_kernel(float* e4m3, float* e8m0, float* e2m1
   e8m0[i] = dev::e8m0_to_float(uint32_t(i));
   if (i < 16) e2m1[i] = dev::e2m1_to_float(uint32_t(i));
 }
+// Every pair of E4M3 codes through the packed decoder the dense FP8 GEMVs use; the upper half of
+// the input word is garbage the decoder must ignore.
+__global__ void e4m3x2_decoder_test_kernel(float* out) {
+  const int i = int(blockIdx.x * blockDim.x + threadIdx.x);  // 65536 threads
+  const float2 f = dev::e4m3x2_to_float2(uint32_t(i) | 0xa5c30000u);
+  out[2 * i] = f.x;
+  out[2 * i + 1] = f.y;
+}
 // For each (word, scale): the 8 values the bf16 GEMV decoder produces, through the path it picks
 // (one multiply for scale <= 128, two otherwise) and through the two-multiply path always.
 __global__ void mxfp4_bf16_decoder_test_kernel(float* single_out, float* general_out,
@@ -131,6 +139,20 @@ TEST_CASE("bf16 conversions match host/numeric.h bit for bit", "[device_ops][num
   const auto f = d_f.download();
   const size_t bad_bits = first_mismatch(65536, [&](size_t b) { return same_float(f[b], opref::host_bf16_to_float(uint16_t(b))); });
   if (bad_bits != kNone) FAIL("bf16 bits 0x" << std::hex << bad_bits << ": device " << f[bad_bits]);
+}
+
+TEST_CASE("the packed e4m3x2 decoder matches host/numeric.h for every pair of codes", "[device_ops][numeric]") {
+  DeviceBuffer<float> d_out(2 * 65536);
+  e4m3x2_decoder_test_kernel<<<65536 / kThreads, kThreads>>>(d_out.get());
+  GPTOSS_CHECK_LAUNCH();
+  const auto out = d_out.download();
+  const size_t bad = first_mismatch(65536, [&](size_t i) {
+    return same_float(out[2 * i], opref::host_fp8_e4m3_to_float(uint8_t(i & 0xffu))) &&
+           same_float(out[2 * i + 1], opref::host_fp8_e4m3_to_float(uint8_t(i >> 8)));
+  });
+  if (bad != kNone) {
+    FAIL("codes 0x" << std::hex << bad << ": device " << out[2 * bad] << ", " << out[2 * bad + 1]);
+  }
 }
 
 TEST_CASE("fp8 e4m3 encode/decode and e8m0/e2m1 decode match host/numeric.h", "[device_ops][numeric]") {
