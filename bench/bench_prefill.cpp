@@ -2,6 +2,8 @@
 // random prompt (new each repeat) runs on a fresh cache from position 0: batched = one
 // GpuEngine::prefill of positions [0, isl - 1) then step() of the last; decode = advance() per
 // position then step(). Host clock around each part (the engine synchronizes before returning).
+// Reported beside the floor: the achieved TFLOP/s (prefill_flops / TTFT) and GB/s (the floor's
+// bytes / TTFT, i.e. the bandwidth the run would have needed had it moved only those bytes).
 #include "bench/bench_prefill.h"
 
 #include <algorithm>
@@ -151,8 +153,8 @@ void run_prefill_bench(const PrefillOptions& o) {
     for (int& t : ids) t = int(rng() % uint64_t(std::min(config.vocab_size, 199998)));
     return ids;
   };
-  fmt::print("{:>7} {:>8} {:>7} {:>10} {:>12} {:>12} {:>9} {:>10} {:>7}\n", "experts", "path",
-             "isl", "ttft_ms", "prefill_ms", "prefill_tok/s", "TFLOP/s", "floor_ms", "ratio");
+  fmt::print("{:>7} {:>8} {:>7} {:>10} {:>12} {:>12} {:>9} {:>8} {:>10} {:>7}\n", "experts", "path",
+             "isl", "ttft_ms", "prefill_ms", "prefill_tok/s", "TFLOP/s", "GB/s", "floor_ms", "ratio");
   const StopSignals signals;
   for (ExpertMode mode : modes) {
     engine->set_expert_mode(mode);
@@ -184,9 +186,10 @@ void run_prefill_bench(const PrefillOptions& o) {
         const double tflops = prefill_flops(config, isl) / (ttft_ms * 1e-3) / 1e12;
         const uint64_t floor_bytes = prefill_floor_bytes(config, formats, isl, engine->prefill_chunk_tokens());
         const double floor_ms = double(floor_bytes) / (bw.read_gbs * 1e9) * 1e3;
-        fmt::print("{:>7} {:>8} {:>7} {:>10.2f} {:>12.2f} {:>12.0f} {:>9.1f} {:>10.2f} {:>7.2f}\n",
-                   expert_mode_name(mode), path, isl, ttft_ms, prefill_ms, tok_s, tflops, floor_ms,
-                   ttft_ms / floor_ms);
+        const double gbs = double(floor_bytes) / (ttft_ms * 1e-3) / 1e9;  // the floor's bytes per second
+        fmt::print("{:>7} {:>8} {:>7} {:>10.2f} {:>12.2f} {:>12.0f} {:>9.1f} {:>8.0f} {:>10.2f} {:>7.2f}\n",
+                   expert_mode_name(mode), path, isl, ttft_ms, prefill_ms, tok_s, tflops, gbs,
+                   floor_ms, ttft_ms / floor_ms);
         if (o.json) {
           const nlohmann::json j = {
               {"bench", "prefill"}, {"device", dev.name}, {"commit", build_commit()},
@@ -196,6 +199,7 @@ void run_prefill_bench(const PrefillOptions& o) {
               {"ttft_ms", ttft_ms}, {"ttft_min_ms", *std::min_element(ttft.begin(), ttft.end())},
               {"ttft_max_ms", *std::max_element(ttft.begin(), ttft.end())},
               {"prefill_ms", prefill_ms}, {"prefill_tokens_per_s", tok_s}, {"tflops", tflops},
+              {"gbs", gbs},
               {"floor_ms", floor_ms}, {"floor_bytes", floor_bytes}, {"read_gbs", bw.read_gbs}};
           fmt::print("{}\n", j.dump());
         }
