@@ -75,11 +75,20 @@ TEST_CASE("sampler draws follow the filtered softmax (chi-square)", "[sampling]"
     const double chi = chi_square(counts, probs, draws, &df);
     INFO(describe(p) << ", chi-square " << chi << " with " << df << " degrees of freedom");
     CHECK(chi <= chi_critical(df));
-    // The test can fail: the same counts against the softmax at another temperature.
+    // The test can fail: the same counts against the softmax at another temperature, where that
+    // distribution differs (a filter that keeps one token gives the same one at any temperature:
+    // random logits do that to top-p now and then, and the comparison then proves nothing).
     SamplingParams other = p;
     other.temperature = p.temperature * 1.5f;
-    int df2 = 0;
-    CHECK(chi_square(counts, sampling_distribution(logits, other), draws, &df2) > chi_critical(df2));
+    const std::vector<double> other_probs = sampling_distribution(logits, other);
+    double largest_change = 0;
+    for (int i = 0; i < vocab; ++i) {
+      largest_change = std::max(largest_change, std::abs(other_probs[size_t(i)] - probs[size_t(i)]));
+    }
+    if (largest_change > 0.02) {  // at 30,000 draws: a chi-square far beyond the critical value
+      int df2 = 0;
+      CHECK(chi_square(counts, other_probs, draws, &df2) > chi_critical(df2));
+    }
   }
 }
 
