@@ -339,7 +339,7 @@ TEST_CASE("prefill: positions past the context are refused", "[prefill]") {
   CHECK_THROWS_AS(e.batched->prefill(bad.data(), 3, 0), gptoss::Error);
 }
 
-TEST_CASE("prefill: generate runs the prompt batched by default, per token with --prefill decode",
+TEST_CASE("prefill: generate runs the prompt batched with --prefill batched, per token with --prefill decode",
           "[prefill][cli]") {
   std::string ids;
   for (int t : random_tokens(300, 11)) ids += (ids.empty() ? "" : ",") + std::to_string(t);
