@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_cli.h"  // parse_experts_flag
+#include "bench/bench_model.h"
 #include "bench/bytes_per_token.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
@@ -106,19 +107,11 @@ void run_prefill_bench(const PrefillOptions& o) {
       throw Error(fmt::format("--prefill: unknown path '{}'", p), "use batched, decode or batched,decode");
     }
   }
-  const WeightFormats synth_formats = parse_weight_formats(o.attn, o.lm_head);
-  std::optional<MappedArchive> file;
-  ModelConfig config;
-  if (!o.model.empty()) {
-    if (synth_formats != WeightFormats{}) {
-      throw Error("--attn and --lm-head choose the formats of --synthetic weights; an archive's "
-                  "formats are fixed when it is converted");
-    }
-    file.emplace(MappedArchive::open(o.model));
-    config = file->config();
-  } else {
-    config = ModelConfig::preset(o.synthetic);
-  }
+  BenchModel m;
+  open_bench_model(m, o.model, o.synthetic, o.attn, o.lm_head);
+  const std::optional<MappedArchive>& file = m.file;
+  const ModelConfig& config = m.config;
+  const WeightFormats synth_formats = m.synthetic_formats;
   const int max_isl = *std::max_element(isls.begin(), isls.end());
   if (max_isl > config.max_context) {
     throw Error(fmt::format("--isl {} is beyond the model's context of {}", max_isl, config.max_context));

@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench/bench_cli.h"  // parse_experts_flag
+#include "bench/bench_model.h"
 #include "bench/bytes_per_token.h"
 #include "bench/hbm_bandwidth.h"
 #include "host/archive/archive.h"
@@ -174,21 +175,11 @@ void run_sweep(const SweepOptions& o) {
   const std::vector<SweepPair> pairs = parse_sweep_pairs(o.pairs_text);
   if (o.repeats < 1) throw Error(fmt::format("--repeats {}: at least 1", o.repeats));
   const std::vector<ExpertMode> modes = cli::parse_experts_flag(o.experts);
-  std::optional<MappedArchive> file;
-  ModelConfig config;
-  const WeightFormats synth_formats = parse_weight_formats(o.attn, o.lm_head);
-  WeightFormats formats = synth_formats;
-  if (!o.model.empty()) {
-    if (synth_formats != WeightFormats{}) {
-      throw Error("--attn and --lm-head choose the formats of --synthetic weights; an archive's "
-                  "formats are fixed when it is converted");
-    }
-    file.emplace(MappedArchive::open(o.model));
-    config = file->config();
-    formats = file->formats();
-  } else {
-    config = ModelConfig::preset(o.synthetic);
-  }
+  BenchModel m;
+  open_bench_model(m, o.model, o.synthetic, o.attn, o.lm_head);
+  const std::optional<MappedArchive>& file = m.file;
+  const ModelConfig& config = m.config;
+  const WeightFormats synth_formats = m.synthetic_formats, formats = m.formats;
   int max_tokens = 0;
   for (const SweepPair& p : pairs) max_tokens = std::max(max_tokens, p.isl + p.osl);
   if (max_tokens > config.max_context) {
