@@ -44,7 +44,7 @@ struct TpotOptions {
   std::vector<std::string> experts = {"bf16"};
   std::string attn = "bf16", lm_head = "bf16";  // --synthetic: stored weight formats
   std::vector<int> contexts = {1024};
-  std::string prefill = "decode";  // how the KV cache is filled: decode (validated) or batched (opt-in)
+  std::string prefill = "batched";  // how the KV cache is filled: batched (prefill kernels) or decode
   int num_tokens = 128;
   int warmup = 16;
   bool json = false;

@@ -198,7 +198,7 @@ void run_sweep(const SweepOptions& o) {
                 "one at a time)",
                 "drop --prefill, or use --backend cuda");
   }
-  const bool batched = backend == "cuda" && o.prefill == "batched";
+  const bool batched = backend == "cuda" && o.prefill != "decode";
   std::string script, python;
   if (!o.plot.empty()) {
     if (o.csv.empty()) throw Error("--plot needs --csv (the plot is drawn from the CSV)");
@@ -441,8 +441,8 @@ void add_sweep_command(CLI::App& bench) {
   cmd->add_option("--backend", o->backend, "auto (the GPU when usable), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   cmd->add_option("--prefill", o->prefill,
-                  "prompt positions on the GPU: decode (one decode step each, the default) or batched "
-                  "(the prefill kernels; new, not yet validated on a GPU)")
+                  "prompt positions on the GPU: batched (the prefill kernels, the default) or decode "
+                  "(one decode step each, for comparison)")
       ->check(CLI::IsMember({"batched", "decode"}));
   cmd->add_option("--repeats", o->repeats, "runs of each pair (median and spread reported)")
       ->capture_default_str();

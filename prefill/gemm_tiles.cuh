@@ -6,7 +6,7 @@
 // platform.cuh). One CTA = kGemmThreads threads computes a kTileM x kTileN tile; rows of A come
 // from a row map (dense: tokens; grouped MoE: the slots of one expert's tile). The epilogue
 // receives pairs of adjacent columns (n even), so the SwiGLU's interleaved gate/up rows meet in
-// one thread. Requires K % 32 == 0 and 16-byte aligned rows; M and N tails are handled (zeros).
+// one thread. Requires K % 64 == 0 and 16-byte aligned rows; M and N tails are handled (zeros).
 #pragma once
 
 #include "device_ops/numeric.cuh"
@@ -16,23 +16,49 @@ namespace gptoss::prefill::kernel {
 
 constexpr int kTileM = 64;   // activation rows (tokens or expert slots) per CTA
 constexpr int kTileN = 64;   // weight rows per CTA
-constexpr int kTileK = 32;   // one MXFP4 block per weight row per stage
+constexpr int kTileK = 64;   // K per pipeline stage: two MXFP4 blocks per weight row
 constexpr int kGemmThreads = 128;  // 2 x 2 warps, each 32 x 32 outputs
-constexpr int kSmemStride = kTileK + 8;  // bf16 per staged row: 80 bytes, conflict-free fragments
+constexpr int kSmemStride = kTileK + 8;  // bf16 per staged row: 144 bytes, conflict-free fragments
+constexpr int kStageElems = kTileM * kSmemStride;  // one stage of A (and of W: kTileN == kTileM)
+static_assert(kTileM == kTileN, "A and W stages share one size");
 static_assert(dev::kWarpSize == 32, "the MMA fragment layouts are for 32-lane warps");
-static_assert(kTileK == dev::kMxfp4BlockElems, "one MX block per weight row per stage");
+static_assert(kTileK % dev::kMxfp4BlockElems == 0, "whole MX blocks per weight row per stage");
 
 // ---- weight tile loaders: kTileN rows x kTileK columns of W into shared memory as BF16 ---------
-// All kGemmThreads threads call load(); rows at or past `rows` are zero.
+// Two halves so that a stage's global loads are in flight while the previous stage is multiplied:
+// fetch() loads this thread's share into registers (Regs), store() decodes it into shared memory.
+// All kGemmThreads threads call both; rows at or past `rows` are zero.
+
+// This thread's kLoads 16-byte chunks of a stage (kChunks per row, row-major over the stage's
+// kTileN rows) from rows of row_bytes bytes, starting at byte col0 of each row.
+template <int kChunks, int kLoads>
+__device__ __forceinline__ void fetch_chunks(uint4 (&v)[kLoads], const uint8_t* w, size_t row_bytes,
+                                             int rows, int n0, size_t col0) {
+#pragma unroll
+  for (int l = 0; l < kLoads; ++l) {
+    const int i = int(threadIdx.x) + l * kGemmThreads, n = n0 + i / kChunks;
+    v[l] = n < rows ? *reinterpret_cast<const uint4*>(w + size_t(n) * row_bytes + col0 + 16 * (i % kChunks))
+                    : make_uint4(0, 0, 0, 0);
+  }
+}
+
 struct Bf16Rows {
   const uint16_t* w;  // [rows, k] bf16
   int rows, k;
-  __device__ void load(uint16_t* ws, int n0, int k0) const {
-    for (int i = int(threadIdx.x); i < kTileN * kTileK / 8; i += kGemmThreads) {
-      const int r = i / (kTileK / 8), c = i % (kTileK / 8), n = n0 + r;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (n < rows) v = *reinterpret_cast<const uint4*>(w + size_t(n) * k + k0 + 8 * c);
-      *reinterpret_cast<uint4*>(ws + r * kSmemStride + 8 * c) = v;
+  static constexpr int kChunks = kTileK / 8;  // 16-byte chunks per row and stage
+  static constexpr int kLoads = kTileN * kChunks / kGemmThreads;
+  struct Regs {
+    uint4 v[kLoads];
+  };
+  __device__ void fetch(Regs& r, int n0, int k0) const {
+    fetch_chunks<kChunks, kLoads>(r.v, reinterpret_cast<const uint8_t*>(w), size_t(k) * 2, rows, n0,
+                                  size_t(k0) * 2);
+  }
+  __device__ void store(uint16_t* ws, const Regs& r) const {
+#pragma unroll
+    for (int l = 0; l < kLoads; ++l) {
+      const int i = int(threadIdx.x) + l * kGemmThreads;
+      *reinterpret_cast<uint4*>(ws + (i / kChunks) * kSmemStride + 8 * (i % kChunks)) = r.v[l];
     }
   }
 };
@@ -41,12 +67,19 @@ struct Bf16Rows {
 struct E4m3Rows {
   const uint8_t* w;  // [rows, k] e4m3
   int rows, k;
-  __device__ void load(uint16_t* ws, int n0, int k0) const {
-    for (int i = int(threadIdx.x); i < kTileN * kTileK / 16; i += kGemmThreads) {
-      const int r = i / (kTileK / 16), c = i % (kTileK / 16), n = n0 + r;
-      uint4 v = make_uint4(0, 0, 0, 0);
-      if (n < rows) v = *reinterpret_cast<const uint4*>(w + size_t(n) * k + k0 + 16 * c);
-      const uint32_t words[4] = {v.x, v.y, v.z, v.w};
+  static constexpr int kChunks = kTileK / 16;  // 16 codes per load
+  static constexpr int kLoads = kTileN * kChunks / kGemmThreads;
+  struct Regs {
+    uint4 v[kLoads];
+  };
+  __device__ void fetch(Regs& r, int n0, int k0) const {
+    fetch_chunks<kChunks, kLoads>(r.v, w, size_t(k), rows, n0, size_t(k0));
+  }
+  __device__ void store(uint16_t* ws, const Regs& r) const {
+#pragma unroll
+    for (int l = 0; l < kLoads; ++l) {
+      const int i = int(threadIdx.x) + l * kGemmThreads;
+      const uint32_t words[4] = {r.v[l].x, r.v[l].y, r.v[l].z, r.v[l].w};
       uint32_t out[8];
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
@@ -55,7 +88,7 @@ struct E4m3Rows {
         out[2 * q + 1] = dev::pack_bf16x2_rn(dev::e4m3_to_float((words[q] >> 16) & 0xffu),
                                              dev::e4m3_to_float(words[q] >> 24));
       }
-      uint4* dst = reinterpret_cast<uint4*>(ws + r * kSmemStride + 16 * c);
+      uint4* dst = reinterpret_cast<uint4*>(ws + (i / kChunks) * kSmemStride + 16 * (i % kChunks));
       dst[0] = make_uint4(out[0], out[1], out[2], out[3]);
       dst[1] = make_uint4(out[4], out[5], out[6], out[7]);
     }
@@ -63,26 +96,38 @@ struct E4m3Rows {
 };
 
 // One expert's MXFP4 matrix (low nibble = even element): e2m1 * 2^(s - 127), exact in BF16 for the
-// scales real checkpoints use (as device_ops/gemv_mxfp4.cuh's decoder).
+// scales real checkpoints use (as device_ops/gemv_mxfp4.cuh's decoder). A thread takes one block.
 struct Mxfp4Rows {
   const uint8_t* blocks;  // [rows, k/32, 16]
   const uint8_t* scales;  // [rows, k/32]
   int rows, k;
-  __device__ void load(uint16_t* ws, int n0, int k0) const {
+  static constexpr int kBlocks = kTileK / dev::kMxfp4BlockElems;  // per row and stage
+  static constexpr int kLoads = kTileN * kBlocks / kGemmThreads;
+  static_assert(kLoads * kGemmThreads == kTileN * kBlocks, "whole blocks per thread");
+  struct Regs {
+    uint4 v[kLoads];
+    uint32_t s[kLoads];
+  };
+  __device__ void fetch(Regs& r, int n0, int k0) const {
     const int nb = k / dev::kMxfp4BlockElems, kb = k0 / dev::kMxfp4BlockElems;
-    for (int i = int(threadIdx.x); i < kTileN * 2; i += kGemmThreads) {
-      const int r = i / 2, half = i % 2, n = n0 + r;
-      uint2 v = make_uint2(0, 0);
-      float scale = 0.0f;
-      if (n < rows) {
-        const size_t blk = size_t(n) * nb + kb;
-        v = *reinterpret_cast<const uint2*>(blocks + blk * dev::kMxfp4BlockBytes + 8 * half);
-        scale = dev::e8m0_to_float(scales[blk]);
-      }
-      const uint32_t words[2] = {v.x, v.y};
-      uint32_t out[8];
 #pragma unroll
-      for (int q = 0; q < 2; ++q) {
+    for (int l = 0; l < kLoads; ++l) {
+      const int i = int(threadIdx.x) + l * kGemmThreads, n = n0 + i / kBlocks;
+      const size_t blk = size_t(n) * nb + kb + i % kBlocks;
+      r.v[l] = n < rows ? *reinterpret_cast<const uint4*>(blocks + blk * dev::kMxfp4BlockBytes)
+                        : make_uint4(0, 0, 0, 0);
+      r.s[l] = n < rows ? scales[blk] : 0u;
+    }
+  }
+  __device__ void store(uint16_t* ws, const Regs& r) const {
+#pragma unroll
+    for (int l = 0; l < kLoads; ++l) {
+      const int i = int(threadIdx.x) + l * kGemmThreads;
+      const float scale = dev::e8m0_to_float(r.s[l]);  // rows past the end: zero blocks
+      const uint32_t words[4] = {r.v[l].x, r.v[l].y, r.v[l].z, r.v[l].w};
+      uint32_t out[16];
+#pragma unroll
+      for (int q = 0; q < 4; ++q) {
 #pragma unroll
         for (int p = 0; p < 4; ++p) {
           const uint32_t byte = (words[q] >> (8 * p)) & 0xffu;
@@ -90,9 +135,10 @@ struct Mxfp4Rows {
                                                dev::e2m1_to_float(byte >> 4) * scale);
         }
       }
-      uint4* dst = reinterpret_cast<uint4*>(ws + r * kSmemStride + 16 * half);
-      dst[0] = make_uint4(out[0], out[1], out[2], out[3]);
-      dst[1] = make_uint4(out[4], out[5], out[6], out[7]);
+      uint4* dst = reinterpret_cast<uint4*>(ws + (i / kBlocks) * kSmemStride +
+                                            dev::kMxfp4BlockElems * (i % kBlocks));
+#pragma unroll
+      for (int q = 0; q < 4; ++q) dst[q] = make_uint4(out[4 * q], out[4 * q + 1], out[4 * q + 2], out[4 * q + 3]);
     }
   }
 };
@@ -100,33 +146,69 @@ struct Mxfp4Rows {
 // ---- the tile loop ---------------------------------------------------------------------------
 // a_rows[m] (m < kTileM): the BF16 row of A for local row m, or nullptr (zeros). Returns the
 // accumulators acc[i][j][r] of this warp's 2 x 4 MMA tiles (fragment layout of platform.cuh:
-// r = 0,1: row gid, cols 2tig, 2tig+1; r = 2,3: row gid + 8). Block scope; syncs on exit.
+// r = 0,1: row gid, cols 2tig, 2tig+1; r = 2,3: row gid + 8). as and ws: two stages each
+// (2 * kStageElems bf16). Two-stage pipeline: stage s + 1's global loads are issued before stage
+// s is multiplied and land in the other buffer after it, one CTA barrier per stage. Block scope;
+// syncs on exit.
 template <class W>
 __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, const W& w,
                           int n0, int k, uint16_t* as, uint16_t* ws) {
   const int lane = dev::lane_id(), warp = dev::warp_id(), gid = lane >> 2, tig = lane & 3;
   const int wm = warp / 2, wn = warp % 2;
+  constexpr int kAChunks = kTileK / 8, kALoads = kTileM * kAChunks / kGemmThreads;
+  auto fetch_a = [&](uint4 (&r)[kALoads], int k0) {
+#pragma unroll
+    for (int l = 0; l < kALoads; ++l) {
+      const int i = int(threadIdx.x) + l * kGemmThreads;
+      const uint16_t* src = a_rows[i / kAChunks];
+      r[l] = src ? *reinterpret_cast<const uint4*>(src + k0 + 8 * (i % kAChunks)) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  auto store_a = [&](uint16_t* dst, const uint4 (&r)[kALoads]) {
+#pragma unroll
+    for (int l = 0; l < kALoads; ++l) {
+      const int i = int(threadIdx.x) + l * kGemmThreads;
+      *reinterpret_cast<uint4*>(dst + (i / kAChunks) * kSmemStride + 8 * (i % kAChunks)) = r[l];
+    }
+  };
 #pragma unroll
   for (int i = 0; i < 2; ++i)
 #pragma unroll
     for (int j = 0; j < 4; ++j)
 #pragma unroll
       for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
-  for (int k0 = 0; k0 < k; k0 += kTileK) {
-    for (int i = int(threadIdx.x); i < kTileM * kTileK / 8; i += kGemmThreads) {
-      const int m = i / (kTileK / 8), c = i % (kTileK / 8);
-      const uint16_t* src = a_rows[m];
-      const uint4 v = src ? *reinterpret_cast<const uint4*>(src + k0 + 8 * c) : make_uint4(0, 0, 0, 0);
-      *reinterpret_cast<uint4*>(as + m * kSmemStride + 8 * c) = v;
+  uint4 ar[kALoads];
+  typename W::Regs wr;
+  fetch_a(ar, 0);
+  w.fetch(wr, n0, 0);
+  store_a(as, ar);
+  w.store(ws, wr);
+  __syncthreads();
+  for (int k0 = 0, stage = 0; k0 < k; k0 += kTileK, stage ^= 1) {
+    const bool more = k0 + kTileK < k;
+    if (more) {  // the next stage's loads fly while this one is multiplied
+      fetch_a(ar, k0 + kTileK);
+      w.fetch(wr, n0, k0 + kTileK);
     }
-    w.load(ws, n0, k0);
-    __syncthreads();
+    const uint16_t* a_s = as + stage * kStageElems;
+    const uint16_t* w_s = ws + stage * kStageElems;
+    // The tensor cores add inside an MMA chain with truncation (no round-to-nearest between the
+    // products' partial sums), a bias that grows with the chain: over K = 2,880 in one chain it
+    // moved the 20b KV cache ~1.8x further from the CPU reference than the decode kernel's FP32
+    // FMA chains (tests/gpu_test_prefill.cpp, oracle case). Each stage's chain is added in FP32.
+    float part[2][4][4];
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) part[i][j][r] = 0.0f;
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += 16) {
       uint32_t a[2][4], b[4][2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) {
-        const uint16_t* base = as + (wm * 32 + i * 16 + gid) * kSmemStride + kk + 2 * tig;
+        const uint16_t* base = a_s + (wm * 32 + i * 16 + gid) * kSmemStride + kk + 2 * tig;
         a[i][0] = *reinterpret_cast<const uint32_t*>(base);
         a[i][1] = *reinterpret_cast<const uint32_t*>(base + 8 * kSmemStride);
         a[i][2] = *reinterpret_cast<const uint32_t*>(base + 8);
@@ -134,14 +216,24 @@ __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, 
       }
 #pragma unroll
       for (int j = 0; j < 4; ++j) {
-        const uint16_t* base = ws + (wn * 32 + j * 8 + gid) * kSmemStride + kk + 2 * tig;
+        const uint16_t* base = w_s + (wn * 32 + j * 8 + gid) * kSmemStride + kk + 2 * tig;
         b[j][0] = *reinterpret_cast<const uint32_t*>(base);
         b[j][1] = *reinterpret_cast<const uint32_t*>(base + 8);
       }
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
-        for (int j = 0; j < 4; ++j) dev::mma_m16n8k16_bf16(acc[i][j], a[i], b[j]);
+        for (int j = 0; j < 4; ++j) dev::mma_m16n8k16_bf16(part[i][j], a[i], b[j]);
+    }
+#pragma unroll
+    for (int i = 0; i < 2; ++i)
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+#pragma unroll
+        for (int r = 0; r < 4; ++r) acc[i][j][r] += part[i][j][r];
+    if (more) {  // the other stage was last read before the previous barrier
+      store_a(as + (stage ^ 1) * kStageElems, ar);
+      w.store(ws + (stage ^ 1) * kStageElems, wr);
     }
     __syncthreads();
   }

@@ -127,8 +127,8 @@ struct RouterEpi {
 template <class W, class Epi>
 __global__ void __launch_bounds__(kGemmThreads) dense_gemm_kernel(const uint16_t* a, int m_total,
                                                                   W w, Epi epi) {
-  __shared__ __align__(16) uint16_t as[kTileM * kSmemStride];
-  __shared__ __align__(16) uint16_t ws[kTileN * kSmemStride];
+  __shared__ __align__(16) uint16_t as[2 * kStageElems];
+  __shared__ __align__(16) uint16_t ws[2 * kStageElems];
   __shared__ const uint16_t* a_rows[kTileM];
   const int m0 = int(blockIdx.x) * kTileM, n0 = int(blockIdx.y) * kTileN;
   for (int m = int(threadIdx.x); m < kTileM; m += kGemmThreads) {
@@ -182,8 +182,8 @@ struct MoeEpi {
 
 __global__ void __launch_bounds__(kGemmThreads) moe_gemm_kernel(MoeArgs p) {
   if (int(blockIdx.x) >= *p.num_tiles) return;
-  __shared__ __align__(16) uint16_t as[kTileM * kSmemStride];
-  __shared__ __align__(16) uint16_t ws[kTileN * kSmemStride];
+  __shared__ __align__(16) uint16_t as[2 * kStageElems];
+  __shared__ __align__(16) uint16_t ws[2 * kStageElems];
   __shared__ const uint16_t* a_rows[kTileM];
   __shared__ int32_t slot_of[kTileM];
   const int expert = p.tiles[3 * blockIdx.x], first = p.tiles[3 * blockIdx.x + 1];
@@ -487,7 +487,7 @@ std::string prefill_shape_problem(const PrefillDims& d) {
   if (d.experts_per_token != kMaxTopK) return "exactly 4 experts per token";
   if (d.num_experts > kMaxExperts) return "at most 256 experts";
   if (d.hidden % kTileK != 0 || d.intermediate % kTileK != 0 || d.q_dim() % kTileK != 0) {
-    return "hidden, intermediate and the q width must be multiples of 32";
+    return "hidden, intermediate and the q width must be multiples of 64";
   }
   return {};
 }

@@ -25,15 +25,22 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
+
+#include "converter/synth.h"
+#include "host/reference/forward.h"
+#include "host/reference/memory_model.h"
 
 #include "host/decode_options.h"
 #include "host/error.h"
 #include "host/model_config.h"
 #include "host/numeric.h"
 #include "host/runtime/engine.h"
+#include "host/synth_weights.h"
 
 namespace {
 
@@ -50,22 +57,29 @@ using gptoss::ModelConfig;
 // the row: max |a - b| <= tol * max |a| over the row, so elements near zero do not need their own
 // rule; plus the RMS of the difference over the whole layer relative to the layer's RMS.
 struct KvTolerance {
-  float row_max;    // max |diff| in a row / max |value| in the row
-  float layer_rms;  // RMS(diff) / RMS(values) over a layer's checked positions
+  float row_max;        // max |diff| in a row / max |value| in the row
+  float layer_rms;      // RMS(diff) / RMS(values) over a layer's checked positions
+  double outlier_rows;  // share of a layer's rows allowed past row_max (layers after the first)
 };
 // Layer 0's K and V depend on the embedding, one RMSNorm, one GEMM and RoPE only: at most a
 // one-ulp BF16 flip per element (2^-8 of the element, so of the row's max), bound at two ulp.
 constexpr float kLayer0RowMax = 1.0f / 128;
 // Later layers: a token whose router top-4 sits at a near-tie may pick another expert on one
 // path (a one-ulp change of its input decides it), and then its rows differ by far more than the
-// rounding; such rows are allowed up to this share of a layer's rows (never NaN), the layer RMS
+// rounding; such rows are allowed up to outlier_rows of a layer's rows (never NaN), the layer RMS
 // bound still applies to all.
-constexpr double kOutlierRowShare = 0.02;
-// BF16 experts: one-ulp flips plus their propagation through up to 24 layers.
-constexpr KvTolerance kKvBf16{/*row_max=*/0.08f, /*layer_rms=*/0.02f};
+// tiny (4 layers). BF16 experts: one-ulp flips plus their propagation through the layers.
+constexpr KvTolerance kKvBf16{/*row_max=*/0.08f, /*layer_rms=*/0.02f, /*outlier_rows=*/0.02};
 // FP8 experts: a one-ulp BF16 change of the expert input at an E4M3 rounding boundary moves a code
 // by one step (2^-3 relative): larger differences after the first MoE.
-constexpr KvTolerance kKvFp8{/*row_max=*/0.15f, /*layer_rms=*/0.04f};
+constexpr KvTolerance kKvFp8{/*row_max=*/0.15f, /*layer_rms=*/0.04f, /*outlier_rows=*/0.02};
+// 20b (24 layers): the differences keep growing with depth. The oracle case below measured, at 129
+// tokens, each GPU path's KV drifting from the CPU reference by up to RMS 0.044 (bf16) / 0.085
+// (fp8) at layer 24, the batched path no further than the decode kernel (H100, session 9); so
+// the two paths differ by up to ~0.04 / ~0.08 there (measured directly: 0.040 / 0.078). Bounds
+// at 1.5x that; rows past row_max up to 10% of a layer (expert flips spread through attention).
+constexpr KvTolerance kKvBf16Deep{/*row_max=*/0.25f, /*layer_rms=*/0.06f, /*outlier_rows=*/0.10};
+constexpr KvTolerance kKvFp8Deep{/*row_max=*/0.35f, /*layer_rms=*/0.12f, /*outlier_rows=*/0.10};
 // Logits of the first output token (the last prompt token run by step() on both engines).
 constexpr double kMinCosine = 0.999;
 // A greedy-token difference is a near-tie when the per-token path's top-2 margin is under this
@@ -160,21 +174,34 @@ double cosine(const std::vector<float>& a, const std::vector<float>& b) {
   return ab / std::sqrt(aa * bb);
 }
 
+// The pair for `c`: both in c's expert mode, both caches poisoned, the batched one with c's chunk.
+EnginePair& prepared_engines(const Case& c) {
+  EnginePair& e = engines(c);
+  e.per_token->set_expert_mode(c.experts);
+  e.batched->set_expert_mode(c.experts);
+  e.batched->set_prefill_chunk_tokens(c.chunk);
+  e.per_token->poison_kv_cache();
+  e.batched->poison_kv_cache();
+  return e;
+}
+
+// The per-token path: every prompt position but the last through advance(), the last through
+// step(); returns the greedy next token.
+int run_per_token(GpuEngine& g, const std::vector<int>& prompt) {
+  const int n = int(prompt.size());
+  for (int p = 0; p + 1 < n; ++p) g.advance(prompt[size_t(p)], p);
+  return g.step(prompt[size_t(n - 1)], n - 1);
+}
+
 void check_prefill(const Case& c) {
   INFO(describe(c));
-  EnginePair& e = engines(c);
+  EnginePair& e = prepared_engines(c);
   GpuEngine& a = *e.per_token;
   GpuEngine& b = *e.batched;
-  a.set_expert_mode(c.experts);
-  b.set_expert_mode(c.experts);
-  b.set_prefill_chunk_tokens(c.chunk);
-  a.poison_kv_cache();
-  b.poison_kv_cache();
   const int n = c.prompt;
   const std::vector<int> prompt = random_tokens(n, /*seed=*/1000 + uint64_t(n));
 
-  for (int p = 0; p + 1 < n; ++p) a.advance(prompt[size_t(p)], p);
-  const int token_a = a.step(prompt[size_t(n - 1)], n - 1);
+  const int token_a = run_per_token(a, prompt);
   const std::vector<float> logits_a = a.logits();
 
   if (c.split > 0 && c.split < n - 1) {
@@ -187,8 +214,11 @@ void check_prefill(const Case& c) {
   const std::vector<float> logits_b = b.logits();
 
   const ModelConfig& cfg = a.config();
-  const KvTolerance tol = c.experts == ExpertMode::kFp8 ? kKvFp8 : kKvBf16;
+  const bool deep = cfg.num_layers > 8;
+  const KvTolerance tol = c.experts == ExpertMode::kFp8 ? (deep ? kKvFp8Deep : kKvFp8)
+                                                         : (deep ? kKvBf16Deep : kKvBf16);
   const int hd = cfg.head_dim;
+  double max_rms = 0, max_outlier_share = 0;  // over the layers: printed for the record
   for (int layer = 0; layer < cfg.num_layers; ++layer) {
     const int cap = a.kv_capacity(layer);
     REQUIRE(b.kv_capacity(layer) == cap);
@@ -232,11 +262,13 @@ void check_prefill(const Case& c) {
       const double rms_rel = std::sqrt(diff2 / std::max(ref2, 1e-30));
       UNSCOPED_INFO("layer " << layer << (value ? " V" : " K") << ": worst row " << worst
                              << ", rms " << rms_rel);
+      max_rms = std::max(max_rms, rms_rel);
+      max_outlier_share = std::max(max_outlier_share, double(bad_rows) / std::max(rows, 1));
       CHECK(nan_rows == 0);
       if (layer == 0) {
         CHECK(bad_rows == 0);
       } else {
-        CHECK(bad_rows <= std::max(2, int(kOutlierRowShare * rows)));
+        CHECK(bad_rows <= std::max(2, int(tol.outlier_rows * rows)));
       }
       CHECK(rms_rel <= tol.layer_rms);
       // Slots past the prompt (full layers; sliding ones while the ring is not yet full): still
@@ -256,6 +288,11 @@ void check_prefill(const Case& c) {
 
   const double cos = cosine(logits_a, logits_b);
   INFO("logit cosine " << cos);
+  if (deep) {
+    WARN(describe(c) << ": largest layer RMS difference " << max_rms << " (bound " << tol.layer_rms
+                     << "), largest share of rows past " << tol.row_max << ": " << max_outlier_share
+                     << " (bound " << tol.outlier_rows << "), logit cosine " << cos);
+  }
   CHECK(cos > kMinCosine);
   std::vector<float> sorted = logits_a;
   std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
@@ -328,6 +365,96 @@ TEST_CASE("prefill: 20b shape, both expert paths", "[prefill][20b]") {
   check_prefill(c);
 }
 
+// The oracle behind the 20b tolerances (~30 s on the GPU machine, most of it the CPU reference on
+// its 16 cores): both GPU paths against the CPU reference on the same
+// weights (synth_fill seed 7 in host memory equals the device's --synthetic seed 7, checked bit for
+// bit by [megakernel][synthetic]). Per layer, the RMS of each path's K/V difference from the
+// reference, relative to the reference's RMS. The batched path is correct when it is no further
+// from the oracle than the per-token decode kernel (which the megakernel tests check against the
+// same oracle phase by phase): both sum in other orders than the reference, so both drift from it
+// by rounding amplified through the layers; a real error in the batched path would put it far
+// above the decode kernel's drift, from the layer where it happens on.
+TEST_CASE("prefill: 20b, both GPU paths against the CPU reference", "[prefill][20b][oracle]") {
+  Case c;
+  c.shape = "20b";
+  c.max_context = 1024;
+  c.chunk = 512;
+  c.experts = GENERATE(ExpertMode::kBf16, ExpertMode::kFp8);
+  c.prompt = 129;
+  INFO(describe(c));
+  const ModelConfig config = ModelConfig::preset(c.shape);
+  static std::unique_ptr<gptoss::ref::MemoryModel> model;
+  if (!model) {
+    // synth_fill writes any byte range of a tensor: 16 threads per tensor.
+    model = std::make_unique<gptoss::ref::MemoryModel>(
+        config, [&](const gptoss::TensorSpec& spec, std::span<std::byte> out) {
+          constexpr size_t kParts = 16, kAlign = 4096;
+          const size_t step = ((out.size() + kParts - 1) / kParts + kAlign - 1) / kAlign * kAlign;
+          std::vector<std::thread> threads;
+          for (size_t off = 0; off < out.size(); off += step) {
+            threads.emplace_back([&, off] {
+              gptoss::conv::synth_fill(config, /*seed=*/7, spec, off,
+                                       out.subspan(off, std::min(step, out.size() - off)));
+            });
+          }
+          for (std::thread& t : threads) t.join();
+        });
+  }
+  const int n = c.prompt;
+  const std::vector<int> prompt = random_tokens(n, /*seed=*/1000 + uint64_t(n));
+  DecodeOptions ro;
+  ro.experts = c.experts;
+  ro.max_context = c.max_context;
+  gptoss::ref::Reference ref(model->weights(), ro);
+  for (int p = 0; p + 1 < n; ++p) ref.advance(prompt[size_t(p)]);
+  ref.step(prompt[size_t(n - 1)]);
+
+  EnginePair& e = prepared_engines(c);
+  GpuEngine& a = *e.per_token;
+  GpuEngine& b = *e.batched;
+  run_per_token(a, prompt);
+  b.prefill(prompt.data(), n - 1, 0);
+  b.step(prompt[size_t(n - 1)], n - 1);
+
+  const int hd = config.head_dim;
+  double worst_ratio = 0;
+  std::string table = "layer  K/V  per-token vs ref  batched vs ref  batched vs per-token\n";
+  for (int layer = 0; layer < config.num_layers; ++layer) {
+    const int cap = a.kv_capacity(layer);
+    const bool sliding = config.is_sliding(layer);
+    for (int value = 0; value < 2; ++value) {
+      const std::vector<uint16_t> ka = a.read_kv_cache(layer, value != 0);
+      const std::vector<uint16_t> kb = b.read_kv_cache(layer, value != 0);
+      double da = 0, db = 0, dab = 0, r2 = 0;
+      for (int p = sliding ? std::max(0, n - cap) : 0; p < n; ++p) {
+        const int slot = sliding ? p % cap : p;
+        const uint16_t* rr = value ? ref.cache().v(layer, p) : ref.cache().k(layer, p);
+        for (int g = 0; g < config.num_kv_heads; ++g) {
+          for (int d = 0; d < hd; ++d) {
+            const double r = gptoss::bf16_to_float(rr[g * hd + d]);
+            const size_t off = (size_t(g) * cap + slot) * hd + d;
+            const double va = gptoss::bf16_to_float(ka[off]), vb = gptoss::bf16_to_float(kb[off]);
+            da += (va - r) * (va - r);
+            db += (vb - r) * (vb - r);
+            dab += (va - vb) * (va - vb);
+            r2 += r * r;
+          }
+        }
+      }
+      const double ea = std::sqrt(da / r2), eb = std::sqrt(db / r2), eab = std::sqrt(dab / r2);
+      table += fmt::format("{:5d}  {}    {:16.5f}  {:14.5f}  {:20.5f}\n", layer, value ? "V" : "K", ea, eb, eab);
+      worst_ratio = std::max(worst_ratio, eb / std::max(ea, 1e-6));
+      // No further from the oracle than the decode kernel, within half again its drift plus a
+      // BF16 ulp's worth (2^-8) for the first layers, where both drifts are single flips.
+      CHECK(eb <= 1.5 * ea + 1.0 / 256);
+    }
+  }
+  const double cos_a = cosine(a.logits(), ref.logits()), cos_b = cosine(b.logits(), ref.logits());
+  WARN(describe(c) << "\n" << table << "worst batched/per-token drift ratio " << worst_ratio
+                   << "; logit cosine vs reference: per-token " << cos_a << ", batched " << cos_b);
+  CHECK(cos_b >= cos_a - 1e-3);
+}
+
 TEST_CASE("prefill: positions past the context are refused", "[prefill]") {
   Case c;
   c.max_context = 64;
@@ -339,21 +466,24 @@ TEST_CASE("prefill: positions past the context are refused", "[prefill]") {
   CHECK_THROWS_AS(e.batched->prefill(bad.data(), 3, 0), gptoss::Error);
 }
 
-TEST_CASE("prefill: generate runs the prompt batched with --prefill batched, per token with --prefill decode",
+TEST_CASE("prefill: generate runs the prompt batched by default, per token with --prefill decode",
           "[prefill][cli]") {
   std::string ids;
   for (int t : random_tokens(300, 11)) ids += (ids.empty() ? "" : ",") + std::to_string(t);
-  for (const char* path : {"batched", "decode"}) {
+  // (flag, the path --json reports); the greedy tokens agree unless a near-tie (not checked here:
+  // the cases above compare the two paths' logits).
+  const std::pair<std::string, std::string> runs[] = {
+      {"", "batched"}, {" --prefill batched", "batched"}, {" --prefill decode", "decode"}};
+  for (const auto& [flag, path] : runs) {
     std::string out;
-    const int rc = run_cli(std::string("generate --synthetic tiny --backend cuda --json -n 4 --prefill ") +
-                               path + " --tokens " + ids,
-                           &out);
-    INFO(path << ": " << out);
+    const int rc = run_cli("generate --synthetic tiny --backend cuda --json -n 4" + flag + " --tokens " + ids, &out);
+    INFO("'" << flag << "': " << out);
     REQUIRE(rc == 0);
     const std::vector<nlohmann::json> j = json_lines(out);
     REQUIRE(j.size() == 1);
     CHECK(j[0]["generated_ids"].size() == 4);
     CHECK(j[0]["prefill"]["tokens"] == 300);
+    CHECK(j[0]["prefill"]["path"] == path);
   }
 }
 

@@ -93,6 +93,7 @@ TEST_CASE("generate: -f, -p - and -p read one prompt, --json, --stop", "[generat
   CHECK(j["text"][""].get<std::string>() + "\n" == want);
   CHECK(j["decode"]["tokens"] == 9);
   CHECK(j["prefill"]["tokens"] == 1);
+  CHECK(j["prefill"]["path"] == "decode");  // the CPU backend runs prompt positions one at a time
   CHECK(j["sampling"] == "greedy");
   REQUIRE(run_gptoss("generate -m " + a.path.string() + " --backend cpu --tokens 1,2 -n 3 --json",
                      a.dir.path, &out, &err) == 0);

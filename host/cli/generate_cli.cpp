@@ -326,6 +326,7 @@ void run_generate(const GenerateOptions& o) {
     j["backend"] = session.backend();
     const size_t steps = generated.empty() ? 0 : generated.size() - 1;
     j["prefill"] = {{"tokens", prompt.size()}, {"seconds", prefill_s},
+                    {"path", session.batched_prefill() ? "batched" : "decode"},
                     {"tokens_per_s", prefill_s > 0 ? prompt.size() / prefill_s : 0.0}};
     j["decode"] = {{"tokens", steps}, {"seconds", decode_s},
                    {"tokens_per_s", decode_s > 0 ? steps / decode_s : 0.0}};

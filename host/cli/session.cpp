@@ -39,8 +39,8 @@ void add_model_options(CLI::App* cmd, ModelOptions& o) {
   cmd->add_option("--lm-head", o.lm_head, "with --synthetic: LM head weights bf16 or fp8")
       ->check(CLI::IsMember({"bf16", "fp8"}));
   cmd->add_option("--prefill", o.prefill,
-                  "prompt positions on the GPU: decode (one decode step each, the default) or batched "
-                  "(the prefill kernels; new, not yet validated on a GPU)")
+                  "prompt positions on the GPU: batched (the prefill kernels, the default) or decode "
+                  "(one decode step each, for comparison)")
       ->check(CLI::IsMember({"batched", "decode"}));
   cmd->add_option("--max-context", o.max_context, "KV cache capacity in positions")
       ->capture_default_str();
@@ -253,7 +253,7 @@ void Session::start(bool sampling_may_change) {
 }
 
 bool Session::batched_prefill() const {
-  return gpu_ != nullptr && opts_.prefill == "batched" && !step_wrapped_;
+  return gpu_ != nullptr && opts_.prefill != "decode" && !step_wrapped_;
 }
 
 void Session::prefill(const int* tokens, int count, int first_pos) {

@@ -44,7 +44,7 @@ struct ModelOptions {
   int max_context = 4096;
   int threads = 0;
   std::string attn, lm_head;  // --synthetic: stored formats of attention / LM head (empty = bf16)
-  std::string prefill;        // --prefill: batched or decode; empty = decode (batched is opt-in until it has run on a GPU)
+  std::string prefill;        // --prefill: batched or decode; empty = batched on the GPU (the CPU backend runs positions one at a time)
   bool keep_logits = false;   // not an option: generate --logits-out sets it
 };
 
@@ -121,7 +121,7 @@ class Session {
     step_wrapped_ = true;
   }
   // Whether prompt positions before the last run through the batched prefill kernels (the CUDA
-  // backend with --prefill batched, unless the step is wrapped) rather than one decode step each.
+  // backend unless --prefill decode or the step is wrapped) rather than one decode step each.
   bool batched_prefill() const;
   // Prompt positions [first_pos, first_pos + count) whose next token nobody reads, into the KV
   // cache: batched (GpuEngine::prefill) or one step(token, pos, false) each. After start().
