@@ -42,9 +42,13 @@ __device__ __forceinline__ void fetch_chunks(uint4 (&v)[kLoads], const uint8_t* 
   }
 }
 
+// kPairedK: the loader stores each aligned group of 8 K positions in the order 0,4,1,5,2,6,3,7 (how
+// the fast MXFP4 decode produces them); gemm_tile then stores A in the same order, so the products
+// pair up as before (only the MMA's internal summation order changes).
 struct Bf16Rows {
   const uint16_t* w;  // [rows, k] bf16
   int rows, k;
+  static constexpr bool kPairedK = false;
   static constexpr int kChunks = kTileK / 8;  // 16-byte chunks per row and stage
   static constexpr int kLoads = kTileN * kChunks / kGemmThreads;
   struct Regs {
@@ -67,6 +71,7 @@ struct Bf16Rows {
 struct E4m3Rows {
   const uint8_t* w;  // [rows, k] e4m3
   int rows, k;
+  static constexpr bool kPairedK = false;
   static constexpr int kChunks = kTileK / 16;  // 16 codes per load
   static constexpr int kLoads = kTileN * kChunks / kGemmThreads;
   struct Regs {
@@ -95,12 +100,15 @@ struct E4m3Rows {
   }
 };
 
-// One expert's MXFP4 matrix (low nibble = even element): e2m1 * 2^(s - 127), exact in BF16 for the
-// scales real checkpoints use (as device_ops/gemv_mxfp4.cuh's decoder). A thread takes one block.
+// One expert's MXFP4 matrix (nibble i of a 32-bit word = element i): e2m1 * 2^(s - 127), exact in
+// BF16 (device_ops/gemv_mxfp4.cuh's decoder: the code's bits moved into a bf16 of value
+// e2m1 * 2^-126, then one bf16 multiply by 2^(s - 1), or two when s > 128). A thread takes one
+// block; pairs come out as elements (P, P + 4) of each word, hence kPairedK.
 struct Mxfp4Rows {
   const uint8_t* blocks;  // [rows, k/32, 16]
   const uint8_t* scales;  // [rows, k/32]
   int rows, k;
+  static constexpr bool kPairedK = true;
   static constexpr int kBlocks = kTileK / dev::kMxfp4BlockElems;  // per row and stage
   static constexpr int kLoads = kTileN * kBlocks / kGemmThreads;
   static_assert(kLoads * kGemmThreads == kTileN * kBlocks, "whole blocks per thread");
@@ -123,25 +131,68 @@ struct Mxfp4Rows {
 #pragma unroll
     for (int l = 0; l < kLoads; ++l) {
       const int i = int(threadIdx.x) + l * kGemmThreads;
-      const float scale = dev::e8m0_to_float(r.s[l]);  // rows past the end: zero blocks
+      const uint32_t s = r.s[l];  // rows past the end: zero blocks, scale byte 0 (finite)
+      const bool single = s <= dev::kMxfp4SingleMultiplyMaxScale;
+      const uint32_t mult = single ? dev::mxfp4_single_multiplier_bf16x2(s) : dev::e8m0_to_bf16x2(s);
       const uint32_t words[4] = {r.v[l].x, r.v[l].y, r.v[l].z, r.v[l].w};
-      uint32_t out[16];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-#pragma unroll
-        for (int p = 0; p < 4; ++p) {
-          const uint32_t byte = (words[q] >> (8 * p)) & 0xffu;
-          out[4 * q + p] = dev::pack_bf16x2_rn(dev::e2m1_to_float(byte & 0xfu) * scale,
-                                               dev::e2m1_to_float(byte >> 4) * scale);
-        }
-      }
       uint4* dst = reinterpret_cast<uint4*>(ws + (i / kBlocks) * kSmemStride +
                                             dev::kMxfp4BlockElems * (i % kBlocks));
 #pragma unroll
-      for (int q = 0; q < 4; ++q) dst[q] = make_uint4(out[4 * q], out[4 * q + 1], out[4 * q + 2], out[4 * q + 3]);
+      for (int q = 0; q < 4; ++q) {
+        uint32_t out[4];
+        out[0] = dev::e2m1_pair_to_bf16x2_scaled<0>(words[q]);
+        out[1] = dev::e2m1_pair_to_bf16x2_scaled<1>(words[q]);
+        out[2] = dev::e2m1_pair_to_bf16x2_scaled<2>(words[q]);
+        out[3] = dev::e2m1_pair_to_bf16x2_scaled<3>(words[q]);
+#pragma unroll
+        for (int p = 0; p < 4; ++p) {
+          out[p] = single ? dev::mul_bf16x2(out[p], mult)
+                          : dev::mul_bf16x2(dev::mul_bf16x2(out[p], dev::kBf16x2TwoPow126), mult);
+        }
+        dst[q] = make_uint4(out[0], out[1], out[2], out[3]);
+      }
     }
   }
 };
+
+// Fragment loads from a staged tile (row stride kSmemStride): ldmatrix on NVIDIA, four 32-bit
+// shared-memory reads per matrix on AMD (no ldmatrix there). A: the 16 x 16 tile at `base` (rows
+// m, columns k) as a[0..3]; B: two 8-row tiles at `base` (rows n, 16 columns k) as b0[0..1], b1[0..1].
+__device__ __forceinline__ void load_a_fragment(uint32_t (&a)[4], const uint16_t* base) {
+  const int lane = dev::lane_id();
+#if defined(__HIPCC__)
+  const uint16_t* p = base + (lane >> 2) * kSmemStride + 2 * (lane & 3);
+  a[0] = *reinterpret_cast<const uint32_t*>(p);
+  a[1] = *reinterpret_cast<const uint32_t*>(p + 8 * kSmemStride);
+  a[2] = *reinterpret_cast<const uint32_t*>(p + 8);
+  a[3] = *reinterpret_cast<const uint32_t*>(p + 8 * kSmemStride + 8);
+#else
+  // Lane l addresses row l % 16, columns 8 (l / 16) ...: matrices (rows 0-7 | 8-15) x (k 0-7 | 8-15).
+  const uint16_t* p = base + (lane & 15) * kSmemStride + 8 * (lane >> 4);
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(a[0]), "=r"(a[1]), "=r"(a[2]), "=r"(a[3])
+               : "r"(addr));
+#endif
+}
+__device__ __forceinline__ void load_b_fragments(uint32_t (&b0)[2], uint32_t (&b1)[2], const uint16_t* base) {
+  const int lane = dev::lane_id();
+#if defined(__HIPCC__)
+  const uint16_t* p = base + (lane >> 2) * kSmemStride + 2 * (lane & 3);
+  b0[0] = *reinterpret_cast<const uint32_t*>(p);
+  b0[1] = *reinterpret_cast<const uint32_t*>(p + 8);
+  b1[0] = *reinterpret_cast<const uint32_t*>(p + 8 * kSmemStride);
+  b1[1] = *reinterpret_cast<const uint32_t*>(p + 8 * kSmemStride + 8);
+#else
+  // Lane l addresses row 8 (l / 16) + l % 8, columns 8 ((l / 8) % 2): matrices (n 0-7, k 0-7),
+  // (n 0-7, k 8-15), (n 8-15, k 0-7), (n 8-15, k 8-15).
+  const uint16_t* p = base + (8 * (lane >> 4) + (lane & 7)) * kSmemStride + 8 * ((lane >> 3) & 1);
+  const uint32_t addr = static_cast<uint32_t>(__cvta_generic_to_shared(p));
+  asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(b0[0]), "=r"(b0[1]), "=r"(b1[0]), "=r"(b1[1])
+               : "r"(addr));
+#endif
+}
 
 // ---- the tile loop ---------------------------------------------------------------------------
 // a_rows[m] (m < kTileM): the BF16 row of A for local row m, or nullptr (zeros). Returns the
@@ -153,7 +204,7 @@ struct Mxfp4Rows {
 template <class W>
 __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, const W& w,
                           int n0, int k, uint16_t* as, uint16_t* ws) {
-  const int lane = dev::lane_id(), warp = dev::warp_id(), gid = lane >> 2, tig = lane & 3;
+  const int warp = dev::warp_id();
   const int wm = warp / 2, wn = warp % 2;
   constexpr int kAChunks = kTileK / 8, kALoads = kTileM * kAChunks / kGemmThreads;
   auto fetch_a = [&](uint4 (&r)[kALoads], int k0) {
@@ -168,7 +219,12 @@ __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, 
 #pragma unroll
     for (int l = 0; l < kALoads; ++l) {
       const int i = int(threadIdx.x) + l * kGemmThreads;
-      *reinterpret_cast<uint4*>(dst + (i / kAChunks) * kSmemStride + 8 * (i % kAChunks)) = r[l];
+      uint4 v = r[l];
+      if constexpr (W::kPairedK) {  // elements 0..7 -> 0,4,1,5,2,6,3,7 (the weights' order)
+        v = make_uint4(__byte_perm(r[l].x, r[l].z, 0x5410), __byte_perm(r[l].x, r[l].z, 0x7632),
+                       __byte_perm(r[l].y, r[l].w, 0x5410), __byte_perm(r[l].y, r[l].w, 0x7632));
+      }
+      *reinterpret_cast<uint4*>(dst + (i / kAChunks) * kSmemStride + 8 * (i % kAChunks)) = v;
     }
   };
 #pragma unroll
@@ -207,18 +263,10 @@ __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, 
     for (int kk = 0; kk < kTileK; kk += 16) {
       uint32_t a[2][4], b[4][2];
 #pragma unroll
-      for (int i = 0; i < 2; ++i) {
-        const uint16_t* base = a_s + (wm * 32 + i * 16 + gid) * kSmemStride + kk + 2 * tig;
-        a[i][0] = *reinterpret_cast<const uint32_t*>(base);
-        a[i][1] = *reinterpret_cast<const uint32_t*>(base + 8 * kSmemStride);
-        a[i][2] = *reinterpret_cast<const uint32_t*>(base + 8);
-        a[i][3] = *reinterpret_cast<const uint32_t*>(base + 8 * kSmemStride + 8);
-      }
+      for (int i = 0; i < 2; ++i) load_a_fragment(a[i], a_s + (wm * 32 + i * 16) * kSmemStride + kk);
 #pragma unroll
-      for (int j = 0; j < 4; ++j) {
-        const uint16_t* base = w_s + (wn * 32 + j * 8 + gid) * kSmemStride + kk + 2 * tig;
-        b[j][0] = *reinterpret_cast<const uint32_t*>(base);
-        b[j][1] = *reinterpret_cast<const uint32_t*>(base + 8);
+      for (int j = 0; j < 4; j += 2) {
+        load_b_fragments(b[j], b[j + 1], w_s + (wn * 32 + j * 8) * kSmemStride + kk);
       }
 #pragma unroll
       for (int i = 0; i < 2; ++i)

@@ -6,7 +6,7 @@
 //  - every position the decode kernel can still read (all on full layers, the last kv_capacity on
 //    sliding ones, i.e. the ring) matches within the tolerance below, NaN-free;
 //  - every slot past the prompt is still poisoned (no stray writes);
-// and the first output token's logits: cosine > 0.999, greedy token equal unless a near-tie.
+// and the first output token's logits: cosine above the bound (0.999; 0.98 for 20b fp8), greedy token equal unless a near-tie.
 // Prompts of 1, 2, 127, 128, 129 and 300 tokens (the 128-key window's edges), small chunks that
 // put chunk edges inside and across the window, a prompt over the default chunk, prefill called
 // twice (the second chunk reading the first from the cache), both expert paths, FP8 attention
@@ -60,6 +60,9 @@ struct KvTolerance {
   float row_max;        // max |diff| in a row / max |value| in the row
   float layer_rms;      // RMS(diff) / RMS(values) over a layer's checked positions
   double outlier_rows;  // share of a layer's rows allowed past row_max (layers after the first)
+  double min_cosine;    // of the first output token's logits
+  float near_tie;       // a greedy-token difference is a near-tie when the per-token path's top-2
+                        // margin is under this many logit-RMS units
 };
 // Layer 0's K and V depend on the embedding, one RMSNorm, one GEMM and RoPE only: at most a
 // one-ulp BF16 flip per element (2^-8 of the element, so of the row's max), bound at two ulp.
@@ -69,22 +72,26 @@ constexpr float kLayer0RowMax = 1.0f / 128;
 // rounding; such rows are allowed up to outlier_rows of a layer's rows (never NaN), the layer RMS
 // bound still applies to all.
 // tiny (4 layers). BF16 experts: one-ulp flips plus their propagation through the layers.
-constexpr KvTolerance kKvBf16{/*row_max=*/0.08f, /*layer_rms=*/0.02f, /*outlier_rows=*/0.02};
+constexpr KvTolerance kKvBf16{/*row_max=*/0.08f, /*layer_rms=*/0.02f, /*outlier_rows=*/0.02,
+                               /*min_cosine=*/0.999, /*near_tie=*/5e-2f};
 // FP8 experts: a one-ulp BF16 change of the expert input at an E4M3 rounding boundary moves a code
 // by one step (2^-3 relative): larger differences after the first MoE.
-constexpr KvTolerance kKvFp8{/*row_max=*/0.15f, /*layer_rms=*/0.04f, /*outlier_rows=*/0.02};
-// 20b (24 layers): the differences keep growing with depth. The oracle case below measured, at 129
-// tokens, each GPU path's KV drifting from the CPU reference by up to RMS 0.044 (bf16) / 0.085
-// (fp8) at layer 24, the batched path no further than the decode kernel (H100, session 9); so
-// the two paths differ by up to ~0.04 / ~0.08 there (measured directly: 0.040 / 0.078). Bounds
-// at 1.5x that; rows past row_max up to 10% of a layer (expert flips spread through attention).
-constexpr KvTolerance kKvBf16Deep{/*row_max=*/0.25f, /*layer_rms=*/0.06f, /*outlier_rows=*/0.10};
-constexpr KvTolerance kKvFp8Deep{/*row_max=*/0.35f, /*layer_rms=*/0.12f, /*outlier_rows=*/0.10};
-// Logits of the first output token (the last prompt token run by step() on both engines).
-constexpr double kMinCosine = 0.999;
-// A greedy-token difference is a near-tie when the per-token path's top-2 margin is under this
-// many logit-RMS units.
-constexpr float kNearTie = 5e-2f;
+constexpr KvTolerance kKvFp8{/*row_max=*/0.15f, /*layer_rms=*/0.04f, /*outlier_rows=*/0.02,
+                              /*min_cosine=*/0.999, /*near_tie=*/5e-2f};
+// 20b (24 layers): the differences keep growing with depth and with the prompt. The oracle case
+// below measured, at 129 tokens, each GPU path's KV drifting from the CPU reference by up to RMS
+// 0.044 (bf16) / 0.085 (fp8) at layer 24, the batched path no further than the decode kernel, and
+// each path's logits at cosine 0.9994 (bf16) / 0.9954 (fp8) from the reference's (H100, session
+// 9). Measured directly between the two paths: KV RMS up to 0.040 / 0.078 at 129 tokens and 0.072
+// / 0.129 at 1,000; logit cosine 0.9996 (bf16), 0.9966 and 0.9897 (fp8, 129 / 1,000 tokens). Bounds
+// at 1.5x the KV figures; rows past row_max up to 10% of a layer (measured: 1.8%). In fp8 mode a
+// one-ulp input change moves an E4M3 code a whole step, so two paths each ~0.1 rad from the
+// reference's logits can be ~0.2 rad apart (cosine 0.98), and a top-2 margin under ~0.3 logit RMS
+// can flip.
+constexpr KvTolerance kKvBf16Deep{/*row_max=*/0.25f, /*layer_rms=*/0.11f, /*outlier_rows=*/0.10,
+                                  /*min_cosine=*/0.999, /*near_tie=*/5e-2f};
+constexpr KvTolerance kKvFp8Deep{/*row_max=*/0.35f, /*layer_rms=*/0.19f, /*outlier_rows=*/0.10,
+                                 /*min_cosine=*/0.98, /*near_tie=*/0.3f};
 constexpr uint16_t kPoison = 0xffff;  // BF16 NaN: what poison_kv_cache() writes
 
 std::vector<int> random_tokens(int n, uint64_t seed) {
@@ -293,13 +300,13 @@ void check_prefill(const Case& c) {
                      << "), largest share of rows past " << tol.row_max << ": " << max_outlier_share
                      << " (bound " << tol.outlier_rows << "), logit cosine " << cos);
   }
-  CHECK(cos > kMinCosine);
+  CHECK(cos > tol.min_cosine);
   std::vector<float> sorted = logits_a;
   std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<float>());
   double sq = 0;
   for (float v : logits_a) sq += double(v) * v;
   const float logit_rms = float(std::sqrt(sq / double(logits_a.size())));
-  const bool near_tie = sorted[0] - sorted[1] < kNearTie * logit_rms;
+  const bool near_tie = sorted[0] - sorted[1] < tol.near_tie * logit_rms;
   INFO("tokens " << token_a << " / " << token_b << ", top-2 margin " << sorted[0] - sorted[1]
                  << " (logit rms " << logit_rms << ")");
   if (!near_tie) CHECK(token_a == token_b);
