@@ -6,11 +6,13 @@
 //  - every position the decode kernel can still read (all on full layers, the last kv_capacity on
 //    sliding ones, i.e. the ring) matches within the tolerance below, NaN-free;
 //  - every slot past the prompt is still poisoned (no stray writes);
-// and the first output token's logits: cosine above the bound (0.999; 0.98 for 20b fp8), greedy token equal unless a near-tie.
+// and the first output token's logits: cosine above the bound (0.999; 0.98 for 20b fp8), greedy
+// token equal unless a near-tie.
 // Prompts of 1, 2, 127, 128, 129 and 300 tokens (the 128-key window's edges), small chunks that
-// put chunk edges inside and across the window, a prompt over the default chunk, prefill called
-// twice (the second chunk reading the first from the cache), both expert paths, FP8 attention
-// weights, and the 20b shape.
+// put chunk edges inside and across the window, prompts over the default chunk (1,101 and 5,000
+// tokens), prefill called twice (the second chunk reading the first from the cache), both expert
+// paths, FP8 attention weights, and the 20b shape (129 and 1,000 tokens; against the CPU reference
+// at 129).
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>  // WIFEXITED, WEXITSTATUS of pclose
@@ -348,10 +350,11 @@ TEST_CASE("prefill: two calls, the second reading the first from the cache (tiny
   check_prefill(c);
 }
 
-TEST_CASE("prefill: a prompt longer than the default chunk (tiny)", "[prefill][chunks]") {
+TEST_CASE("prefill: prompts longer than the default chunk (tiny)", "[prefill][chunks]") {
+  // One chunk edge, and 5,000 tokens: five chunks, the later ones attending over 4,000 cached keys.
   Case c;
-  c.prompt = GpuEngine::kPrefillChunk + 77;
-  c.max_context = 2 * GpuEngine::kPrefillChunk;
+  c.prompt = GENERATE(GpuEngine::kPrefillChunk + 77, 5000);
+  c.max_context = 8192;
   check_prefill(c);
 }
 
