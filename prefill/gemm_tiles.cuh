@@ -9,6 +9,7 @@
 // one thread. Requires K % 64 == 0 and 16-byte aligned rows; M and N tails are handled (zeros).
 #pragma once
 
+#include "device_ops/gemv_mxfp4.cuh"  // detail::decode_block_bf16, the decode kernel's MXFP4 decoder
 #include "device_ops/numeric.cuh"
 #include "device_ops/platform.cuh"
 
@@ -132,25 +133,12 @@ struct Mxfp4Rows {
     for (int l = 0; l < kLoads; ++l) {
       const int i = int(threadIdx.x) + l * kGemmThreads;
       const uint32_t s = r.s[l];  // rows past the end: zero blocks, scale byte 0 (finite)
-      const bool single = s <= dev::kMxfp4SingleMultiplyMaxScale;
-      const uint32_t mult = single ? dev::mxfp4_single_multiplier_bf16x2(s) : dev::e8m0_to_bf16x2(s);
-      const uint32_t words[4] = {r.v[l].x, r.v[l].y, r.v[l].z, r.v[l].w};
+      uint32_t out[4][4];  // out[q][p] = elements (8q + p, 8q + p + 4)
+      dev::detail::decode_block_bf16(out, r.v[l], s, s <= dev::kMxfp4SingleMultiplyMaxScale);
       uint4* dst = reinterpret_cast<uint4*>(ws + (i / kBlocks) * kSmemStride +
                                             dev::kMxfp4BlockElems * (i % kBlocks));
 #pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        uint32_t out[4];
-        out[0] = dev::e2m1_pair_to_bf16x2_scaled<0>(words[q]);
-        out[1] = dev::e2m1_pair_to_bf16x2_scaled<1>(words[q]);
-        out[2] = dev::e2m1_pair_to_bf16x2_scaled<2>(words[q]);
-        out[3] = dev::e2m1_pair_to_bf16x2_scaled<3>(words[q]);
-#pragma unroll
-        for (int p = 0; p < 4; ++p) {
-          out[p] = single ? dev::mul_bf16x2(out[p], mult)
-                          : dev::mul_bf16x2(dev::mul_bf16x2(out[p], dev::kBf16x2TwoPow126), mult);
-        }
-        dst[q] = make_uint4(out[0], out[1], out[2], out[3]);
-      }
+      for (int q = 0; q < 4; ++q) dst[q] = make_uint4(out[q][0], out[q][1], out[q][2], out[q][3]);
     }
   }
 };
@@ -195,6 +183,16 @@ __device__ __forceinline__ void load_b_fragments(uint32_t (&b0)[2], uint32_t (&b
 }
 
 // ---- the tile loop ---------------------------------------------------------------------------
+// A warp's 2 x 4 MMA accumulator tiles set to zero.
+__device__ __forceinline__ void clear_warp_tile(float (&t)[2][4][4]) {
+#pragma unroll
+  for (int i = 0; i < 2; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) t[i][j][r] = 0.0f;
+}
+
 // a_rows[m] (m < kTileM): the BF16 row of A for local row m, or nullptr (zeros). Returns the
 // accumulators acc[i][j][r] of this warp's 2 x 4 MMA tiles (fragment layout of platform.cuh:
 // r = 0,1: row gid, cols 2tig, 2tig+1; r = 2,3: row gid + 8). as and ws: two stages each
@@ -227,12 +225,7 @@ __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, 
       *reinterpret_cast<uint4*>(dst + (i / kAChunks) * kSmemStride + 8 * (i % kAChunks)) = v;
     }
   };
-#pragma unroll
-  for (int i = 0; i < 2; ++i)
-#pragma unroll
-    for (int j = 0; j < 4; ++j)
-#pragma unroll
-      for (int r = 0; r < 4; ++r) acc[i][j][r] = 0.0f;
+  clear_warp_tile(acc);
   uint4 ar[kALoads];
   typename W::Regs wr;
   fetch_a(ar, 0);
@@ -253,12 +246,7 @@ __device__ void gemm_tile(float (&acc)[2][4][4], const uint16_t* const* a_rows, 
     // moved the 20b KV cache ~1.8x further from the CPU reference than the decode kernel's FP32
     // FMA chains (tests/gpu_test_prefill.cpp, oracle case). Each stage's chain is added in FP32.
     float part[2][4][4];
-#pragma unroll
-    for (int i = 0; i < 2; ++i)
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-#pragma unroll
-        for (int r = 0; r < 4; ++r) part[i][j][r] = 0.0f;
+    clear_warp_tile(part);
 #pragma unroll
     for (int kk = 0; kk < kTileK; kk += 16) {
       uint32_t a[2][4], b[4][2];
